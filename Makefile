@@ -1,0 +1,34 @@
+# Gauntlet. `make conformance` runs every suite against the embedded defaults
+# and writes reports/; `make test` is the test suite CI runs.
+GO        ?= go
+REPORTS   ?= reports
+FUZZTIME  ?= 30s
+BIN       := bin/gauntlet
+
+.PHONY: all build test conformance bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/gauntlet
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# The unit tests plus the proofs: every check passes on the reference runtime
+# (or fails as reference.yaml says) and fails under each fault it names.
+test: vet
+	$(GO) test -count=1 -timeout 15m ./...
+
+conformance: build
+	@mkdir -p $(REPORTS)
+	./$(BIN) run streaming --report-dir $(REPORTS)
+
+bench:
+	@start=$$(date +%s); \
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... ; \
+	echo "make bench took $$(( $$(date +%s) - start )) s"
+
+clean:
+	rm -rf bin $(REPORTS)

@@ -1,0 +1,439 @@
+package streaming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
+)
+
+var _ = register(
+	Check{ID: "A1", Name: "Exec/Attach/PortForward return an absolute URL ending /<kind>/<token>", Labels: []string{"cri"},
+		Faults: []cri.Fault{cri.FaultRelativeURL}, Run: checkA1},
+	Check{ID: "A2", Name: "tokens are URL-safe with at least 48 bits of entropy, 1000 without duplicates", Labels: []string{"cri"},
+		Faults: []cri.Fault{cri.FaultShortToken}, Timeout: 90 * time.Second, Run: checkA2},
+	Check{ID: "A3", Name: "a used token is rejected with 404", Labels: []string{"spdy"},
+		Faults: []cri.Fault{cri.FaultTokenReuse, cri.FaultHandshakeAs500}, Run: checkA3},
+	Check{ID: "A4", Name: "20 concurrent upgrades with one token: exactly one succeeds", Labels: []string{"spdy"},
+		Faults: []cri.Fault{cri.FaultTokenReuse}, Run: checkA4},
+	Check{ID: "A5", Name: "an unknown token is answered 404 without upgrade", Labels: []string{"spdy"},
+		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkA5},
+	Check{ID: "A6", Name: "a token older than the cache TTL is answered 404", Labels: []string{"spdy"}, Slow: true,
+		Faults: []cri.Fault{cri.FaultNoTTL}, Timeout: 3 * time.Minute, Run: checkA6},
+	Check{ID: "A7", Name: "an exec token presented on /attach/ is 404 and burnt", Labels: []string{"spdy"},
+		Faults: []cri.Fault{cri.FaultTokenCrossEndpoint}, Run: checkA7},
+	Check{ID: "A8", Name: "a failed handshake burns the token", Labels: []string{"spdy"},
+		Faults: []cri.Fault{cri.FaultFailedHandshakeKeepsToken}, Run: checkA8},
+	Check{ID: "A9", Name: "more unconsumed URLs than the in-flight limit: ResourceExhausted, then recovery", Labels: []string{"cri"},
+		Faults: []cri.Fault{cri.FaultNoInflightLimit}, Timeout: 90 * time.Second, Run: checkA9},
+	Check{ID: "A10", Name: "invalid Exec/Attach requests are refused with InvalidArgument", Labels: []string{"cri"},
+		Faults: []cri.Fault{cri.FaultNoValidation}, Run: checkA10},
+	Check{ID: "A11", Name: "Exec/Attach on an unknown or stopped container fail without a URL", Labels: []string{"cri"},
+		Faults: []cri.Fault{cri.FaultExecStopped}, Run: checkA11},
+	Check{ID: "A12", Name: "PUT and DELETE on a stream URL are answered 405", Labels: []string{"http"},
+		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkA12},
+)
+
+var tokenPath = regexp.MustCompile(`/(exec|attach|portforward)/([^/]+)$`)
+
+func checkURL(kind, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Failf("%s URL %q does not parse: %v", kind, raw, err)
+	}
+	if !u.IsAbs() || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Failf("%s URL %q is not an absolute http(s) URL with a host", kind, raw)
+	}
+	m := tokenPath.FindStringSubmatch(u.Path)
+	if m == nil || m[1] != kind {
+		return Failf("%s URL %q: path does not end /%s/<token>", kind, raw, kind)
+	}
+	return nil
+}
+
+func checkA1(ctx context.Context, e *Env) error {
+	fx, err := e.Fixture(ctx)
+	if err != nil {
+		return err
+	}
+	eu, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	au, err := e.AttachURL(ctx, &runtimeapi.AttachRequest{ContainerId: fx.ContainerID, Stdout: true})
+	if err != nil {
+		return err
+	}
+	pu, err := e.PortForwardURL(ctx, fx.SandboxID, EchoPort)
+	if err != nil {
+		return err
+	}
+	defer burn(ctx, eu, au, pu)
+	return errors.Join(checkURL("exec", eu), checkURL("attach", au), checkURL("portforward", pu))
+}
+
+// burn consumes tokens with a plain GET (no upgrade): the server burns the
+// token and refuses the handshake, so nothing runs.
+func burn(ctx context.Context, urls ...string) {
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "http") {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		req, err := http.NewRequestWithContext(cctx, http.MethodGet, u, nil)
+		if err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) //nolint:errcheck
+				resp.Body.Close()
+			}
+		}
+		cancel()
+	}
+}
+
+func tokenOf(raw string) string { return path.Base(raw) }
+
+func checkA2(ctx context.Context, e *Env) error {
+	seen := map[string]bool{}
+	minLen, hexOnly, urlSafe := 1<<30, true, true
+	const batch, total = 200, 1000
+	for done := 0; done < total; done += batch {
+		urls := make([]string, 0, batch)
+		for i := 0; i < batch; i++ {
+			u, err := e.ExecURL(ctx, Out("true"))
+			if err != nil {
+				burn(ctx, urls...)
+				return err
+			}
+			urls = append(urls, u)
+			tok := tokenOf(u)
+			if seen[tok] {
+				burn(ctx, urls...)
+				return Failf("duplicate token %q after %d tokens", tok, len(seen))
+			}
+			seen[tok] = true
+			if len(tok) < minLen {
+				minLen = len(tok)
+			}
+			for _, r := range tok {
+				isHex := (r >= '0' && r <= '9') || (r >= 'a' && r <= 'f')
+				isB64 := isHex || (r >= 'A' && r <= 'Z') || (r >= 'g' && r <= 'z') || r == '-' || r == '_'
+				hexOnly = hexOnly && isHex
+				urlSafe = urlSafe && isB64
+			}
+		}
+		burn(ctx, urls...)
+	}
+	bitsPerChar := 6
+	alphabet := "base64url"
+	if hexOnly {
+		bitsPerChar, alphabet = 4, "hex"
+	}
+	e.Note("A2 tokens", fmt.Sprintf("%d tokens, min length %d, alphabet %s (~%d bits)", len(seen), minLen, alphabet, minLen*bitsPerChar))
+	if !urlSafe {
+		return Failf("tokens use characters outside the URL-safe alphabet")
+	}
+	if minLen*bitsPerChar < 48 {
+		return Failf("shortest token has %d %s characters = %d bits of entropy, want >= 48", minLen, alphabet, minLen*bitsPerChar)
+	}
+	return nil
+}
+
+// expectStatus dials SPDY and wants a handshake error with the given status.
+func expectStatus(ctx context.Context, u string, want int, o spdyconn.Options, protocols ...string) (*spdyconn.HandshakeError, error) {
+	if len(protocols) == 0 {
+		protocols = []string{ProtoV4}
+	}
+	c, err := spdyconn.Dial(ctx, u, protocols, o)
+	if err == nil {
+		c.Close()
+		return nil, Failf("%s was upgraded (101), want %d", redact(u), want)
+	}
+	var he *spdyconn.HandshakeError
+	if !errors.As(err, &he) {
+		return nil, Failf("%s: %v, want HTTP %d", redact(u), err, want)
+	}
+	if he.Status != want {
+		return he, Failf("%s answered %d (%q), want %d", redact(u), he.Status, strings.TrimSpace(he.Body), want)
+	}
+	return he, nil
+}
+
+// redact keeps tokens out of reports: they are credentials while valid.
+func redact(u string) string {
+	if m := tokenPath.FindStringSubmatchIndex(u); m != nil {
+		return u[:m[4]] + "<token>"
+	}
+	return u
+}
+
+func checkA3(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	s, err := e.StartSPDY(ctx, u, []string{ProtoV4}, false, true, true, false)
+	if err != nil {
+		return fmt.Errorf("first use: %w", err)
+	}
+	if _, err := s.Wait(ctx); err != nil {
+		return fmt.Errorf("first use: %w", err)
+	}
+	_, err = expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{})
+	return err
+}
+
+func checkA4(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("sleep", "1"))
+	if err != nil {
+		return err
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var conns []*spdyconn.Conn
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, spdyconn.Options{})
+			mu.Lock()
+			defer mu.Unlock()
+			var he *spdyconn.HandshakeError
+			switch {
+			case err == nil:
+				codes[101]++
+				conns = append(conns, c)
+			case errors.As(err, &he):
+				codes[he.Status]++
+			default:
+				codes[-1]++
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, c := range conns {
+		c.Close()
+	}
+	e.Note("A4 answers", fmt.Sprint(codes))
+	if codes[101] != 1 {
+		return Failf("%d of %d concurrent upgrades with one token succeeded, want exactly 1 (answers %v)", codes[101], n, codes)
+	}
+	if codes[http.StatusNotFound] != n-1 {
+		return Failf("the losing upgrades were answered %v, want %d × 404", codes, n-1)
+	}
+	return nil
+}
+
+func withToken(u, token string) string {
+	i := strings.LastIndex(u, "/")
+	return u[:i+1] + token
+}
+
+func checkA5(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	defer burn(ctx, u)
+	_, err = expectStatus(ctx, withToken(u, "gAuNtLeTx0"), http.StatusNotFound, spdyconn.Options{})
+	return err
+}
+
+func checkA6(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	wait := e.Cfg.TokenTTL + 2*time.Second
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err = expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{})
+	return err
+}
+
+func checkA7(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	au := strings.Replace(u, "/exec/", "/attach/", 1)
+	if _, err := expectStatus(ctx, au, http.StatusNotFound, spdyconn.Options{}); err != nil {
+		return fmt.Errorf("exec token on /attach/: %w", err)
+	}
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+		return fmt.Errorf("the token was not burnt by the /attach/ attempt: %w", err)
+	}
+	return nil
+}
+
+func checkA8(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	// A handshake without X-Stream-Protocol-Version fails with 400.
+	noProto := spdyconn.Options{NoDefaults: true, Header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"SPDY/3.1"}}}
+	if _, err := expectStatus(ctx, u, http.StatusBadRequest, noProto); err != nil {
+		return fmt.Errorf("failed handshake: %w", err)
+	}
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+		return fmt.Errorf("after a failed handshake the token still works: %w", err)
+	}
+	e.Note("A8", "a failed handshake burns the token; clients must ask for a fresh URL per attempt")
+	return nil
+}
+
+func checkA9(ctx context.Context, e *Env) error {
+	const ceiling = 1100
+	var urls []string
+	defer func() { burn(ctx, urls...) }()
+	exhaustedAt := -1
+	for i := 0; i < ceiling; i++ {
+		u, err := e.ExecURL(ctx, Out("true"))
+		if err != nil {
+			if status.Code(errors.Unwrap(err)) == codes.ResourceExhausted || status.Code(err) == codes.ResourceExhausted || strings.Contains(err.Error(), "ResourceExhausted") {
+				exhaustedAt = i
+				break
+			}
+			return err
+		}
+		urls = append(urls, u)
+	}
+	if exhaustedAt < 0 {
+		return Failf("%d unconsumed Exec URLs were issued without ResourceExhausted: no in-flight limit", ceiling)
+	}
+	e.Note("A9 in-flight limit", fmt.Sprintf("ResourceExhausted after %d unconsumed URLs (other tokens may also be in flight)", exhaustedAt))
+	burn(ctx, urls...)
+	urls = nil
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return fmt.Errorf("no recovery after consuming the tokens: %w", err)
+	}
+	urls = append(urls, u)
+	return nil
+}
+
+func grpcCode(err error) codes.Code {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s, ok := status.FromError(e); ok {
+			return s.Code()
+		}
+	}
+	return codes.Unknown
+}
+
+func checkA10(ctx context.Context, e *Env) error {
+	fx, err := e.Fixture(ctx)
+	if err != nil {
+		return err
+	}
+	cases := []struct {
+		name string
+		req  *runtimeapi.ExecRequest
+	}{
+		{"tty+stderr", &runtimeapi.ExecRequest{ContainerId: fx.ContainerID, Cmd: []string{"true"}, Tty: true, Stdout: true, Stderr: true}},
+		{"no stdin/stdout/stderr", &runtimeapi.ExecRequest{ContainerId: fx.ContainerID, Cmd: []string{"true"}}},
+		{"empty container id", &runtimeapi.ExecRequest{Cmd: []string{"true"}, Stdout: true}},
+	}
+	var errs []error
+	for _, c := range cases {
+		cctx, cancel := context.WithTimeout(ctx, streamStep)
+		resp, err := e.Client.Runtime.Exec(cctx, c.req)
+		cancel()
+		if err == nil {
+			burn(ctx, resp.Url)
+			errs = append(errs, Failf("Exec with %s returned a URL, want InvalidArgument", c.name))
+			continue
+		}
+		if grpcCode(err) != codes.InvalidArgument {
+			errs = append(errs, Failf("Exec with %s: %v, want code InvalidArgument", c.name, err))
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, streamStep)
+	defer cancel()
+	resp, err := e.Client.Runtime.Attach(cctx, &runtimeapi.AttachRequest{ContainerId: fx.ContainerID, Tty: true, Stdout: true, Stderr: true})
+	if err == nil {
+		burn(ctx, resp.Url)
+		errs = append(errs, Failf("Attach with tty+stderr returned a URL, want InvalidArgument"))
+	} else if grpcCode(err) != codes.InvalidArgument {
+		errs = append(errs, Failf("Attach with tty+stderr: %v, want code InvalidArgument", err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkA11(ctx context.Context, e *Env) error {
+	var errs []error
+	cctx, cancel := context.WithTimeout(ctx, streamStep)
+	resp, err := e.Client.Runtime.Exec(cctx, &runtimeapi.ExecRequest{ContainerId: "gauntlet-no-such-container", Cmd: []string{"true"}, Stdout: true})
+	cancel()
+	if err == nil {
+		burn(ctx, resp.Url)
+		errs = append(errs, Failf("Exec on an unknown container returned a URL"))
+	}
+	id, err := e.NewContainer(ctx, ContainerSpec{Name: UniqueName("stopped"), Command: []string{"sleep", "3600"}})
+	if err != nil {
+		return err
+	}
+	cctx, cancel = context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := e.Client.Runtime.StopContainer(cctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
+		return fmt.Errorf("StopContainer: %w", err)
+	}
+	resp, err = e.Client.Runtime.Exec(cctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
+	if err == nil {
+		burn(ctx, resp.Url)
+		errs = append(errs, Failf("Exec on a stopped container returned a URL"))
+	}
+	aresp, err := e.Client.Runtime.Attach(cctx, &runtimeapi.AttachRequest{ContainerId: id, Stdout: true})
+	if err == nil {
+		burn(ctx, aresp.Url)
+		errs = append(errs, Failf("Attach to a stopped container returned a URL"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkA12(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	defer burn(ctx, u)
+	var errs []error
+	for _, m := range []string{http.MethodPut, http.MethodDelete} {
+		cctx, cancel := context.WithTimeout(ctx, streamStep)
+		req, _ := http.NewRequestWithContext(cctx, m, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			errs = append(errs, Failf("%s on a stream URL answered %d, want 405", m, resp.StatusCode))
+		}
+	}
+	return errors.Join(errs...)
+}

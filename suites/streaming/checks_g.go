@@ -1,0 +1,111 @@
+package streaming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
+)
+
+var _ = register(
+	Check{ID: "G1", Name: "the stream server listens on loopback", Labels: []string{"security"},
+		Faults: []cri.Fault{cri.FaultListenAll}, Run: checkG1},
+	Check{ID: "G6", Name: "AuthorizeStream: a denied stream gets 403 before any side effect and burns the token", Labels: []string{"security", "authorize-stream"},
+		Features: []Feature{FeatureAuthorizeStream},
+		Faults:   []cri.Fault{cri.FaultAuthzAfterStart, cri.FaultAuthzDenyAs401, cri.FaultAuthzKeepsToken, cri.FaultAuthzNoBody}, Run: checkG6},
+	Check{ID: "G7", Name: "without an AuthorizeStream hook, streams behave as before", Labels: []string{"security", "authorize-stream"},
+		Features: []Feature{FeatureNoAuthorize}, Faults: []cri.Fault{cri.FaultAuthzWithoutHook}, Run: checkG7},
+)
+
+func checkG1(ctx context.Context, e *Env) error {
+	u, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return err
+	}
+	defer burn(ctx, u)
+	pu, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	host := pu.Hostname()
+	e.Note("G1 stream host", host)
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return Failf("the stream URL names %s: the stream server is reachable off-host; bind it to 127.0.0.1 (containerd stream_server_address, CRI-O stream_address)", host)
+	}
+	return nil
+}
+
+// denyMarker and denyPort are the AuthorizeStream contract (docs/authorize-stream.md).
+const denyMarker = cri.DenyMarker
+
+func checkG6(ctx context.Context, e *Env) error {
+	marker := "sleep 31337"
+	spec := Out(Sh(marker + "; : " + denyMarker)...)
+	u, err := e.ExecURL(ctx, spec)
+	if err != nil {
+		return err
+	}
+	he, err := expectStatus(ctx, u, http.StatusForbidden, spdyconn.Options{})
+	if err != nil {
+		return fmt.Errorf("denied exec: %w", err)
+	}
+	var errs []error
+	body := strings.TrimSpace(he.Body)
+	switch {
+	case body == "" || body == http.StatusText(http.StatusForbidden):
+		errs = append(errs, Failf("the 403 body %q does not carry the hook's error", body))
+	case strings.Contains(body, "unable to negotiate protocol") || len(he.Header.Values(spdyconn.HeaderAcceptedProtocols)) > 0:
+		errs = append(errs, Failf("the denial looks like a protocol refusal (B3): body %q, accepted versions %v", body, he.Header.Values(spdyconn.HeaderAcceptedProtocols)))
+	}
+	e.Note("G6 denial", body)
+	if line, err := findProc(ctx, e, marker); err != nil {
+		return err
+	} else if line != "" {
+		killProc(ctx, e, line)
+		errs = append(errs, Failf("the denied command ran: %q", strings.TrimSpace(line)))
+	}
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+		errs = append(errs, fmt.Errorf("the denied token was not burnt: %w", err))
+	}
+	pu, err := e.PortForwardURL(ctx, "", cri.DenyPort)
+	if err != nil {
+		return err
+	}
+	if _, err := expectStatus(ctx, pu, http.StatusForbidden, spdyconn.Options{}, ProtoPF); err != nil {
+		errs = append(errs, fmt.Errorf("port-forward to denied port %d: %w", cri.DenyPort, err))
+	}
+	if err := healthy(ctx, e); err != nil {
+		errs = append(errs, fmt.Errorf("an allowed exec after denials: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkG7(ctx context.Context, e *Env) error {
+	r, err := e.RunSPDY(ctx, Out(Sh("echo allowed; : "+denyMarker)...), nil)
+	if err != nil {
+		return fmt.Errorf("an exec the deny contract names, with no hook configured: %w", err)
+	}
+	if string(r.Stdout) != "allowed\n" {
+		return Failf("with no hook, the exec printed %q", r.Stdout)
+	}
+	pu, err := e.PortForwardURL(ctx, "", cri.DenyPort)
+	if err != nil {
+		return err
+	}
+	c, err := spdyconn.Dial(ctx, pu, []string{ProtoPF}, spdyconn.Options{})
+	if err != nil {
+		return fmt.Errorf("with no hook, port-forward to port %d was refused: %w", cri.DenyPort, err)
+	}
+	c.Close()
+	return nil
+}
