@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +20,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
+
+var quietKlog sync.Once
 
 // Options configure a reference runtime.
 type Options struct {
@@ -91,8 +94,13 @@ func Start(endpoint string, opts Options) (*Runtime, error) {
 	if os.Getenv("GAUNTLET_FAKE_DEBUG") == "" {
 		// The library reports every refused handshake through klog; those
 		// refusals are what the suite provokes on purpose.
-		klog.LogToStderr(false)
-		klog.SetOutput(io.Discard)
+		quietKlog.Do(func() {
+			fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+			klog.InitFlags(fs)
+			fs.Set("logtostderr", "false")     //nolint:errcheck
+			fs.Set("stderrthreshold", "FATAL") //nolint:errcheck
+			klog.SetOutput(io.Discard)
+		})
 	}
 	r := &Runtime{opts: opts, faults: newFaultSet(opts.Faults), state: newState(),
 		images: &imageStore{images: map[string]*runtimeapi.Image{}}, stopLk: make(chan struct{})}

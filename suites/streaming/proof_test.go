@@ -14,7 +14,7 @@ import (
 // proofOptions is the reference runtime tuned so the proofs run quickly.
 func proofOptions(faults ...cri.Fault) *cri.Options {
 	o := cri.DefaultOptions()
-	o.StreamIdleTimeout = 4 * time.Second
+	o.StreamIdleTimeout = 15 * time.Second // above C12's bound (creation + 10 s) so it cannot mask C12
 	o.StreamCreationTimeout = 2 * time.Second
 	o.TokenTTL = 2 * time.Second // alias-mode tokens only
 	o.Faults = faults
