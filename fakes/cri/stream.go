@@ -94,9 +94,14 @@ type streams struct {
 var aliasFaults = []Fault{FaultShortToken, FaultTokenReuse, FaultNoTTL, FaultTokenCrossEndpoint,
 	FaultFailedHandshakeKeepsToken, FaultNoInflightLimit, FaultNoValidation}
 
-func (st *streams) aliasMode() bool {
+func (st *streams) aliasMode() bool { return st.r.opts.OwnTokens() }
+
+// OwnTokens reports whether the options make the fake issue its own tokens
+// (with Options.TokenTTL) instead of the library's (fixed 1 minute TTL).
+func (o Options) OwnTokens() bool {
+	fs := newFaultSet(o.Faults)
 	for _, f := range aliasFaults {
-		if st.r.faults.has(f) {
+		if fs.has(f) {
 			return true
 		}
 	}

@@ -157,7 +157,7 @@ func NewEnv(ctx context.Context, cfg Config, runID string) (*Env, error) {
 		e.Cfg.StreamCreationTimeout = opts.StreamCreationTimeout
 		e.Cfg.StreamIdleTimeout = opts.StreamIdleTimeout
 		e.Cfg.TokenTTL = time.Minute // the library's fixed TTL
-		if opts.TokenTTL != 0 && opts.TokenTTL < time.Minute {
+		if opts.OwnTokens() && opts.TokenTTL != 0 {
 			e.Cfg.TokenTTL = opts.TokenTTL
 		}
 		for _, f := range []Feature{FeatureProcessStats, FeatureIdleTimeout, FeatureHostNetwork} {
