@@ -554,12 +554,28 @@ func (p *PFConn) Pair(requestID, port string) (errS, dataS *spdystream.Stream, e
 type PFResult struct {
 	Data  []byte // what came back on the data stream
 	Error []byte // what came back on the error stream
+	// DataReset: the server reset the data stream before accepting it.
+	DataReset bool
 }
 
 // Exchange sends payload on a new pair (optionally half-closing) and collects
 // both streams until they end or ctx expires.
 func (p *PFConn) Exchange(ctx context.Context, requestID string, port string, payload []byte, halfClose bool) (*PFResult, error) {
 	errS, dataS, err := p.Pair(requestID, port)
+	if err != nil && errS != nil && dataS == nil {
+		// The server may reset the data stream before answering it (a refused
+		// port): that is an answer; collect what the error stream says.
+		var errBuf lockedBuffer
+		done := make(chan struct{})
+		go func() { errBuf.fill(errS, nil); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errS.Reset()
+			<-done
+		}
+		return &PFResult{Error: errBuf.Bytes(), DataReset: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,267 +1,372 @@
 package busybox
 
 import (
-	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // Terminal gives the current tty size; nil means no tty.
 type Terminal interface{ Size() (width, height uint16) }
 
-// Stdio is a process's standard streams; nil members behave like /dev/null.
+// Stdio is what a runtime connects to a new process.
 type Stdio struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	TTY    Terminal
+	Stdin  io.Reader // nil: no stdin, reads see EOF like /dev/null (blocks forever on a tty)
+	Stdout io.Writer // nil: discard
+	Stderr io.Writer // nil: discard
+	TTY    Terminal  // nil: not a tty; otherwise stdin/stdout/stderr are a terminal
 }
 
-// Process is an entry of the process table.
+// Process is one entry of a Machine's process table, as `ps` shows it.
 type Process struct {
 	PID     int
-	Cmdline string
+	Cmdline string // argv joined by spaces, like /proc/PID/cmdline in ps
 }
 
-// Machine is one container: a process table over a shared Netns.
+// Machine is one container's view: its own process table and files, and the
+// sandbox's shared Netns.
 type Machine struct {
-	ns      *Netns
+	ns *Netns
+	fs *memFS
+
 	mu      sync.Mutex
 	nextPID int
 	procs   map[int]*proc
-	root    context.Context
-	killAll context.CancelFunc
 }
 
-type proc struct {
-	pid     int
-	cmdline string
-	cancel  context.CancelFunc
-	mu      sync.Mutex
-	signal  syscall.Signal
-}
-
-// NewMachine returns a container over ns.
+// NewMachine returns a machine with an empty process table over ns (nil: a
+// private namespace).
 func NewMachine(ns *Netns) *Machine {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Machine{ns: ns, procs: map[int]*proc{}, root: ctx, killAll: cancel}
-}
-
-// Processes lists running processes by PID.
-func (m *Machine) Processes() []Process {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]Process, 0, len(m.procs))
-	for _, p := range m.procs {
-		out = append(out, Process{PID: p.pid, Cmdline: p.cmdline})
+	if ns == nil {
+		ns = NewNetns()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
-	return out
+	return &Machine{ns: ns, fs: newMemFS(), nextPID: 1, procs: map[int]*proc{}}
 }
 
-// KillAll kills every process; later Runs start fresh.
-func (m *Machine) KillAll() {
-	m.mu.Lock()
-	cancel := m.killAll
-	m.root, m.killAll = context.WithCancel(context.Background())
-	for _, p := range m.procs {
-		p.kill(syscall.SIGKILL)
-	}
-	m.mu.Unlock()
-	cancel()
-}
+// Signal numbers (Linux x86-64) and exit statuses 128+N.
+const (
+	sigHUP  = 1
+	sigINT  = 2
+	sigQUIT = 3
+	sigKILL = 9
+	sigPIPE = 13
+	sigTERM = 15
+)
 
-func (p *proc) kill(sig syscall.Signal) {
-	p.mu.Lock()
-	if p.signal == 0 {
-		p.signal = sig
-	}
-	p.mu.Unlock()
-	p.cancel()
-}
+type sigset uint64
 
-func (m *Machine) signal(pid int, sig syscall.Signal) bool {
-	m.mu.Lock()
-	p := m.procs[pid]
-	m.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	p.kill(sig)
-	return true
-}
-
-// Run runs argv as a new process and returns its exit status (128+signal when
-// killed; ctx cancellation counts as SIGKILL).
-func (m *Machine) Run(ctx context.Context, argv []string, stdio Stdio) int {
-	return m.spawn(ctx, argv, newIO(stdio))
-}
-
-// spawn runs argv in a new process with already-wrapped streams.
-func (m *Machine) spawn(parent context.Context, argv []string, io *procIO) int {
-	if len(argv) == 0 {
-		return 0
-	}
-	m.mu.Lock()
-	root := m.root
-	m.nextPID++
-	ctx, cancel := context.WithCancel(parent)
-	p := &proc{pid: m.nextPID, cmdline: strings.Join(argv, " "), cancel: cancel}
-	m.procs[p.pid] = p
-	m.mu.Unlock()
-	stop := context.AfterFunc(root, func() { p.kill(syscall.SIGKILL) })
-	defer func() {
-		stop()
-		cancel()
-		m.mu.Lock()
-		delete(m.procs, p.pid)
-		m.mu.Unlock()
-	}()
-	code := m.exec(ctx, p, argv, io)
-	p.mu.Lock()
-	sig := p.signal
-	p.mu.Unlock()
-	if sig != 0 {
-		return 128 + int(sig)
-	}
-	if ctx.Err() != nil {
-		return 128 + int(syscall.SIGKILL)
-	}
-	return code
-}
-
-// procIO holds a process's streams: a cancellable shared stdin and writers
-// that apply onlcr on a tty and turn write errors into SIGPIPE.
-type procIO struct {
-	in   *stdinReader
-	out  io.Writer
-	err  io.Writer
-	tty  Terminal
-	pipe bool // a write failed
-}
-
-func newIO(s Stdio) *procIO {
-	p := &procIO{in: newStdinReader(s.Stdin), out: s.Stdout, err: s.Stderr, tty: s.TTY}
-	if p.out == nil {
-		p.out = io.Discard
-	}
-	if p.err == nil {
-		p.err = io.Discard
-	}
-	return p
-}
-
-func (p *procIO) with(out, err io.Writer, in *stdinReader) *procIO {
-	c := *p
-	c.out, c.err, c.in = out, err, in
-	return &c
-}
-
-var errPipe = errors.New("broken pipe")
-
-// write writes to w with tty translation; a failure marks SIGPIPE.
-func (p *procIO) write(w io.Writer, b []byte) error {
-	if p.tty != nil {
-		b = bytes.ReplaceAll(b, []byte("\n"), []byte("\r\n"))
-	}
-	for len(b) > 0 {
-		n := len(b)
-		if n > 32<<10 {
-			n = 32 << 10
-		}
-		if _, err := w.Write(b[:n]); err != nil {
-			p.pipe = true
-			return errPipe
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
-// stdinReader lets blocking reads of a process's stdin honour cancellation:
-// one pump goroutine reads the source; readers wait on it or on their context.
-type stdinReader struct {
-	mu   sync.Mutex
-	cond chan struct{} // signalled on new data/EOF
-	buf  []byte
-	err  error
-	src  io.Reader
-	once sync.Once
-}
-
-func newStdinReader(r io.Reader) *stdinReader {
-	s := &stdinReader{cond: make(chan struct{}, 1), src: r}
-	if r == nil {
-		s.err = io.EOF
+func (s sigset) has(sig int) bool { return sig > 0 && sig < 64 && s&(1<<sig) != 0 }
+func sigmask(sigs ...int) sigset {
+	var s sigset
+	for _, n := range sigs {
+		s |= 1 << n
 	}
 	return s
 }
 
-func (s *stdinReader) start() {
-	s.once.Do(func() {
-		if s.src == nil {
-			return
-		}
-		go func() {
-			b := make([]byte, 32<<10)
-			for {
-				n, err := s.src.Read(b)
-				s.mu.Lock()
-				s.buf = append(s.buf, b[:n]...)
-				if err != nil {
-					s.err = err
-				}
-				s.mu.Unlock()
-				select {
-				case s.cond <- struct{}{}:
-				default:
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	})
+// killedBy is the cancellation cause of a process context.
+type killedBy int
+
+func (k killedBy) Error() string { return fmt.Sprintf("killed by signal %d", int(k)) }
+
+// proc is a process: a goroutine running an applet under ctx. Killing it
+// cancels ctx; foreground children derive their ctx from it.
+type proc struct {
+	m      *Machine
+	pid    int
+	parent *proc
+	bg     bool   // started with & (or daemonized): not in the foreground group
+	ignore sigset // signals with SIG_IGN disposition
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	argv    []string
+	exited  bool
+	status  int
+	sig     int // signal that killed it, 0 if it exited
+	fds     *fdTable
+	closers []func()
 }
 
-// next returns buffered bytes up to max (all when max <= 0), waiting for data.
-func (s *stdinReader) next(ctx context.Context, upToNewline bool) ([]byte, error) {
-	s.start()
-	for {
-		s.mu.Lock()
-		if len(s.buf) > 0 {
-			n := len(s.buf)
-			if upToNewline {
-				i := bytes.IndexByte(s.buf, '\n')
-				if i < 0 && s.err == nil {
-					s.mu.Unlock()
-					goto wait
-				}
-				if i >= 0 {
-					n = i + 1
-				}
-			}
-			out := append([]byte(nil), s.buf[:n]...)
-			s.buf = s.buf[n:]
-			s.mu.Unlock()
-			return out, nil
+// spawn registers a new process. parentCtx is the parent's ctx for a
+// foreground child, or a background ctx for jobs and top-level processes. It
+// returns nil if the spawning process has already been killed (so KillAll
+// cannot race with a fork).
+func (m *Machine) spawn(parent *proc, parentCtx context.Context, argv []string, bg bool, ignore sigset) *proc {
+	ctx, cancel := context.WithCancelCause(parentCtx)
+	p := &proc{m: m, parent: parent, bg: bg, ignore: ignore, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), argv: slices.Clone(argv)}
+	m.mu.Lock()
+	if parent != nil && parent.ctx.Err() != nil {
+		m.mu.Unlock()
+		cancel(nil)
+		return nil
+	}
+	p.pid = m.nextPID
+	m.nextPID++
+	m.procs[p.pid] = p
+	m.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		sig := sigKILL
+		if k, ok := context.Cause(ctx).(killedBy); ok {
+			sig = int(k)
 		}
-		if s.err != nil {
-			err := s.err
-			s.mu.Unlock()
-			return nil, err
-		}
-		s.mu.Unlock()
-	wait:
-		select {
-		case <-s.cond:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		p.finish(128+sig, sig)
+	})
+	return p
+}
+
+// finish records the exit, closes the process's files and removes it from
+// the table. Only the first call counts.
+func (p *proc) finish(status, sig int) {
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		return
+	}
+	p.exited, p.status, p.sig = true, status, sig
+	fds, closers := p.fds, p.closers
+	p.fds, p.closers = nil, nil
+	p.mu.Unlock()
+	p.cancel(killedBy(sigKILL)) // releases ctx; foreground leftovers die
+	if fds != nil {
+		fds.closeAll()
+	}
+	for _, c := range closers {
+		c()
+	}
+	m := p.m
+	m.mu.Lock()
+	delete(m.procs, p.pid)
+	var rest []*proc
+	if p.pid == 1 {
+		// The PID namespace dies with its init.
+		for _, q := range m.procs {
+			rest = append(rest, q)
 		}
 	}
+	m.mu.Unlock()
+	close(p.done)
+	for _, q := range rest {
+		q.cancel(killedBy(sigKILL))
+	}
+}
+
+// exit is the normal end of the process's goroutine. A process that was
+// signalled before it got here died of the signal.
+func (p *proc) exit(status int) {
+	if p.ctx.Err() != nil {
+		sig := sigKILL
+		if k, ok := context.Cause(p.ctx).(killedBy); ok {
+			sig = int(k)
+		}
+		p.finish(128+sig, sig)
+		return
+	}
+	p.finish(status&0xff, 0)
+}
+
+// onExit registers cleanup (closing listeners, connections) for when the
+// process dies, however it dies. If it is already dead, f runs now.
+func (p *proc) onExit(f func()) {
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		f()
+		return
+	}
+	p.closers = append(p.closers, f)
+	p.mu.Unlock()
+}
+
+// setFiles hands the process its descriptor table (closed when it dies).
+func (p *proc) setFiles(t *fdTable) {
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		t.closeAll()
+		return
+	}
+	p.fds = t
+	p.mu.Unlock()
+}
+
+func (p *proc) setArgv(argv []string) {
+	p.mu.Lock()
+	p.argv = slices.Clone(argv)
+	p.mu.Unlock()
+}
+
+func (p *proc) getArgv() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.argv)
+}
+
+func (p *proc) getIgnore() sigset {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ignore
+}
+
+func (p *proc) setIgnore(s sigset) {
+	p.mu.Lock()
+	p.ignore = s
+	p.mu.Unlock()
+}
+
+// files is the process's descriptor table (nil once it has exited).
+func (p *proc) files() *fdTable {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fds
+}
+
+// swapFiles installs t as the process's table and returns the old one, for
+// exec: the caller closes it. If the process is gone, t is closed instead.
+func (p *proc) swapFiles(t *fdTable) *fdTable {
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		t.closeAll()
+		return nil
+	}
+	old := p.fds
+	p.fds = t
+	p.mu.Unlock()
+	return old
+}
+
+func (p *proc) cmdline() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.argv, " ")
+}
+
+func (p *proc) alive() bool { return p.ctx.Err() == nil }
+
+// result is the wait status as a shell sees it: code, or 128+signal.
+func (p *proc) result() (status, sig int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status, p.sig
+}
+
+// Signal dispositions that terminate (the default action of every signal we
+// know except these).
+var harmlessSignals = map[int]bool{17: true, 18: true, 19: true, 20: true, 21: true, 22: true, 23: true, 28: true}
+
+// deliver sends sig. fromInside marks signals raised inside the machine (kill,
+// tty, SIGPIPE): PID 1 ignores those unless it has a handler, as the kernel
+// does for a PID namespace's init. It reports whether the process existed.
+func (p *proc) deliver(sig int, fromInside bool) bool {
+	if !p.alive() {
+		return false
+	}
+	switch {
+	case sig == 0:
+	case sig != sigKILL && p.getIgnore().has(sig):
+	case fromInside && p.pid == 1:
+	case harmlessSignals[sig]:
+		// SIGCHLD/SIGCONT/SIGWINCH/SIGURG are ignored by default; stopping
+		// (SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU) is not emulated.
+	default:
+		p.cancel(killedBy(sig))
+	}
+	return true
+}
+
+func (m *Machine) lookup(pid int) *proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.procs[pid]
+}
+
+func (m *Machine) snapshot() []*proc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := make([]*proc, 0, len(m.procs))
+	for _, p := range m.procs {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *proc) int { return a.pid - b.pid })
+	return ps
+}
+
+// descends reports whether p is top or below it; with fgOnly, the chain must
+// not cross a background job.
+func descends(p, top *proc, fgOnly bool) bool {
+	for q := p; q != nil; q = q.parent {
+		if q == top {
+			return true
+		}
+		if fgOnly && q.bg {
+			return false
+		}
+	}
+	return false
+}
+
+// signalGroup delivers sig to top and its descendants (only the foreground
+// ones if fgOnly, as a tty's ^C reaches the foreground process group).
+func (m *Machine) signalGroup(top *proc, sig int, fgOnly, fromInside bool) {
+	for _, p := range m.snapshot() {
+		if descends(p, top, fgOnly) {
+			p.deliver(sig, fromInside)
+		}
+	}
+}
+
+// Processes lists the running processes by PID.
+func (m *Machine) Processes() []Process {
+	ps := m.snapshot()
+	out := make([]Process, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Process{PID: p.pid, Cmdline: p.cmdline()})
+	}
+	return out
+}
+
+// KillAll SIGKILLs every process (container stop/remove). It holds the table
+// lock while cancelling so a concurrent fork either is killed here or sees its
+// parent dead and does not start.
+func (m *Machine) KillAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.procs {
+		p.cancel(killedBy(sigKILL))
+	}
+}
+
+// Run runs argv as a new process and returns its exit status the way a
+// runtime reports it: the exit code, or 128+signal when killed. Cancelling
+// ctx kills the process and all its descendants (137). An unknown command
+// prints "sh: NAME: not found" and returns 127. When Run returns, the
+// process's Stdout/Stderr are detached: background jobs it left behind get
+// EPIPE (SIGPIPE) if they write to them later, and never touch the caller's
+// writers after Run has returned.
+func (m *Machine) Run(ctx context.Context, argv []string, stdio Stdio) int {
+	if len(argv) == 0 {
+		argv = []string{"sh"}
+	}
+	sess := newSession(stdio)
+	defer sess.close()
+	p := m.spawn(nil, context.Background(), argv, false, 0)
+	sess.fg = p
+	fds := sess.files()
+	p.setFiles(fds)
+	stop := context.AfterFunc(ctx, func() { m.signalGroup(p, sigKILL, false, false) })
+	defer stop()
+	sess.start()
+	go func() {
+		p.exit(execArgv(p, fds, argv, baseEnviron()))
+	}()
+	<-p.done
+	status, _ := p.result()
+	return status
 }

@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+# containerd.sh: what hack/runtimes/containerd16 and containerd2 share.
+# Sourced after lib.sh; the runtime script sets CONTAINERD_BIN (the
+# directory holding containerd, containerd-shim-runc-v2 and ctr).
+
+rt_start() {
+	# Its own shim first in PATH: containerd starts containerd-shim-runc-v2
+	# from PATH. setsid: the daemon outlives this script and its session.
+	PATH=$CONTAINERD_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		setsid "$CONTAINERD_BIN/containerd" --config "$W/config.toml" --log-level info \
+		>"$W/daemon.log" 2>&1 </dev/null &
+	# shellcheck disable=SC2034 # read by lib.sh
+	DAEMON_PID=$!
+}
+
+rt_import() {
+	local f
+	for f in "$1/pause.oci.tar" "$1/busybox.oci.tar"; do
+		timeout 120 "$CONTAINERD_BIN/ctr" --address "$RT_SOCK" --namespace k8s.io images import "$f" >>"$W/import.log" 2>&1 ||
+			die "ctr images import $f failed: see $W/import.log and $W/daemon.log"
+	done
+}
+
+rt_host_cleanup() {
+	cleanup_run_containerd
+	# cgroupfs: without a cgroup parent in the pod config, each container
+	# goes to /k8s.io/<id> of every hierarchy; runc removes the leaf, the
+	# empty k8s.io parent stays.
+	local d
+	other_runtimes_up && return 0
+	for d in /sys/fs/cgroup/k8s.io /sys/fs/cgroup/*/k8s.io; do
+		[[ -d $d ]] && { rmdir "$d" 2>/dev/null || true; }
+	done
+	return 0
+}
