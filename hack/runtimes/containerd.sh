@@ -23,13 +23,5 @@ rt_import() {
 
 rt_host_cleanup() {
 	cleanup_run_containerd
-	# cgroupfs: without a cgroup parent in the pod config, each container
-	# goes to /k8s.io/<id> of every hierarchy; runc removes the leaf, the
-	# empty k8s.io parent stays.
-	local d
-	other_runtimes_up && return 0
-	for d in /sys/fs/cgroup/k8s.io /sys/fs/cgroup/*/k8s.io; do
-		[[ -d $d ]] && { rmdir "$d" 2>/dev/null || true; }
-	done
-	return 0
+	remove_cgroup_parents k8s.io
 }

@@ -72,8 +72,13 @@ for save in iptables-save iptables-legacy-save ip6tables-save ip6tables-legacy-s
 	command -v "$save" >/dev/null || continue
 	while read -r line; do
 		[[ -n $line ]] && report iptables "$save: $line"
-	done < <("$save" 2>/dev/null | grep -E '^:CNI-|^-A .*(CNI-|gauntlet-)' || true)
+	done < <("$save" 2>/dev/null | grep -E '^:(CNI-|KUBE-HOSTPORTS|KUBE-HP-|CRIO-)|^-A .*(CNI-|gauntlet-|KUBE-HOSTPORTS|CRIO-)' || true)
 done
+if command -v nft >/dev/null; then
+	while read -r line; do
+		[[ -n $line ]] && report nftables "$line"
+	done < <(nft list tables 2>/dev/null | grep -E 'crio|cni' || true)
+fi
 
 # Files and directories.
 for w in "${dirs[@]}"; do

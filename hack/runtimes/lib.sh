@@ -25,6 +25,7 @@ RT_TIMEOUT=${GAUNTLET_RUNTIME_TIMEOUT:-60}
 RT_SOCK=$W/$RT_SOCK_NAME
 RT_ENDPOINT=unix://$RT_SOCK
 RT_MARKER=.gauntlet-runtime
+HOST_STATE=$RT_BASE/.host
 # shellcheck disable=SC2034 # used by the runtime scripts
 CNI_BIN_DIR=/usr/lib/cni
 CNI_VAR=/var/lib/cni
@@ -98,10 +99,15 @@ ensure_packages() {
 
 # ---------------------------------------------------------------- CRI client
 
+# ensure_crictl [soft]: build (or find in the cache) crictl. With "soft", a
+# failure leaves CRICTL empty instead of exiting: `down` then skips the CRI
+# cleanup and kills what is left.
 ensure_crictl() {
 	[[ -n $CRICTL ]] && return 0
-	CRICTL=$(GAUNTLET_CACHE_DIR=$RT_CACHE "$GAUNTLET_ROOT/hack/tools/build.sh" crictl) ||
-		die "building crictl failed: run hack/tools/build.sh crictl to see why"
+	if CRICTL=$(GAUNTLET_CACHE_DIR=$RT_CACHE "$GAUNTLET_ROOT/hack/tools/build.sh" crictl); then return 0; fi
+	CRICTL=
+	[[ ${1:-} == soft ]] || die "building crictl failed: run hack/tools/build.sh crictl to see why"
+	log "no crictl (hack/tools/build.sh crictl failed): skipping the CRI cleanup"
 }
 
 # crictl_rt ARGS: crictl against this runtime; every call has a deadline.
@@ -225,27 +231,63 @@ EOF
 	echo "$RT_ENDPOINT"
 }
 
-# record_host_state notes what `up` may change outside $W, so that `down`
-# can put it back.
+# record_host_state notes how the host was before the first runtime came
+# up, in $HOST_STATE, shared by all runtimes: the last `down` (no other
+# runtime daemon alive) puts it back and removes $HOST_STATE.
 record_host_state() {
-	cat /proc/sys/net/ipv4/ip_forward >"$W/host.ip_forward"
-	[[ -d /run/containerd ]] || touch "$W/host.created-run-containerd"
-	[[ -d $CNI_VAR ]] || touch "$W/host.created-var-lib-cni"
+	mkdir -p "$HOST_STATE"
+	[[ -e $HOST_STATE/ip_forward ]] || cat /proc/sys/net/ipv4/ip_forward >"$HOST_STATE/ip_forward"
+	[[ -e $HOST_STATE/run-containerd ]] || { [[ -d /run/containerd ]] && echo existed || echo created; } >"$HOST_STATE/run-containerd"
+	[[ -e $HOST_STATE/var-lib-cni ]] || { [[ -d $CNI_VAR ]] && echo existed || echo created; } >"$HOST_STATE/var-lib-cni"
+}
+
+# restore_host_state: see record_host_state. Bridge plugins set ip_forward=1.
+restore_host_state() {
+	[[ -d $HOST_STATE ]] || return 0
+	other_runtimes_up && return 0
+	if [[ -s $HOST_STATE/ip_forward ]]; then
+		cat "$HOST_STATE/ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || log "could not restore net.ipv4.ip_forward"
+	fi
+	if [[ $(cat "$HOST_STATE/run-containerd" 2>/dev/null) == created ]]; then
+		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+	fi
+	if [[ $(cat "$HOST_STATE/var-lib-cni" 2>/dev/null) == created ]]; then
+		find "$CNI_VAR" -depth -type d -empty -delete 2>/dev/null || true
+	fi
+	rm -rf "$HOST_STATE"
 }
 
 # ---------------------------------------------------------------- down
 
-# other_runtimes_up: another hack/runtimes runtime has a live daemon.
+# other_runtimes_up: a containerd or crio daemon other than this work dir's
+# is alive (another hack/runtimes runtime, or a system one): shared host
+# state (portmap chains, ip_forward, /run/containerd, cgroup parents) stays.
 other_runtimes_up() {
-	local m dir pid
-	for m in "$RT_BASE"/*/"$RT_MARKER"; do
-		[[ -e $m ]] || continue
-		dir=${m%/"$RT_MARKER"}
-		[[ $dir == "$W" ]] && continue
-		pid=$(cat "$dir/daemon.pid" 2>/dev/null) || continue
-		[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && return 0
+	local d comm cmd stat
+	for d in /proc/[0-9]*; do
+		comm=$(cat "$d/comm" 2>/dev/null) || continue
+		[[ $comm == containerd || $comm == crio ]] || continue
+		stat=$(cat "$d/stat" 2>/dev/null) || continue
+		stat=${stat##*) }
+		[[ ${stat:0:1} == Z ]] && continue
+		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		[[ $cmd == *"$W/"* ]] || return 0
 	done
 	return 1
+}
+
+# remove_cgroup_parents NAME: remove the cgroup NAME (and empty children) in
+# every hierarchy, once no other runtime is up. The runtimes create pod
+# cgroups below a parent (containerd: k8s.io, CRI-O with cgroupfs: crio)
+# when the pod config names none, and leave the parent behind.
+remove_cgroup_parents() {
+	local d
+	other_runtimes_up && return 0
+	for d in "/sys/fs/cgroup/$1" /sys/fs/cgroup/*/"$1"; do
+		[[ -d $d ]] || continue
+		find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "cgroup $d not empty: a container of this runtime survived (see leftovers.sh)"
+	done
+	return 0
 }
 
 # ancestors prints the PIDs of this shell and of its parents.
@@ -376,8 +418,8 @@ cleanup_chains() {
 		if [[ -n $names ]] && ! grep -qx "$table" "$names" 2>/dev/null; then continue; fi
 		rules=$("$ipt-save" -t "$table" 2>/dev/null) || continue
 		grep -q -- "CNI-" <<<"$rules" || continue
-		grep -E '^-A .*name: \\?"'"$RT_BRIDGE"'\\?"' <<<"$rules" | delete_rules "$ipt" "$table"
-		rules=$("$ipt-save" -t "$table")
+		{ grep -E '^-A .*name: \\?"'"$RT_BRIDGE"'\\?"' <<<"$rules" || true; } | delete_rules "$ipt" "$table"
+		rules=$("$ipt-save" -t "$table" 2>/dev/null)
 		while IFS= read -r chain; do
 			case $chain in "" | CNI-HOSTPORT-* | CNI-FORWARD | CNI-ADMIN) continue ;; esac
 			if ! grep -qE -- "-j $chain( |\$)" <<<"$rules"; then
@@ -386,9 +428,9 @@ cleanup_chains() {
 			fi
 		done < <(sed -n 's/^:\(CNI-[^ ]*\) .*/\1/p' <<<"$rules")
 		other_runtimes_up && continue
-		rules=$("$ipt-save" -t "$table")
+		rules=$("$ipt-save" -t "$table" 2>/dev/null)
 		if grep -q '^:CNI-HOSTPORT-' <<<"$rules" && ! grep -q -- '-j CNI-DN-' <<<"$rules"; then
-			grep -E '^-A [A-Z]+ .*-j CNI-HOSTPORT-' <<<"$rules" | delete_rules "$ipt" "$table"
+			{ grep -E '^-A [A-Z]+ .*-j CNI-HOSTPORT-' <<<"$rules" || true; } | delete_rules "$ipt" "$table"
 			local hostport_chains
 			mapfile -t hostport_chains < <(sed -n 's/^:\(CNI-HOSTPORT-[^ ]*\) .*/\1/p' <<<"$rules")
 			for chain in "${hostport_chains[@]}"; do
@@ -403,7 +445,7 @@ cleanup_chains() {
 
 # cleanup_run_containerd removes the shim sockets under /run/containerd/s
 # that nothing listens on any more (containerd puts them there whatever its
-# state dir), and /run/containerd itself if `up` created it and it is empty.
+# state dir). restore_host_state removes /run/containerd if up created it.
 cleanup_run_containerd() {
 	local s listening
 	if [[ -d /run/containerd/s ]]; then
@@ -413,9 +455,6 @@ cleanup_run_containerd() {
 			grep -qxF "$s" <<<"$listening" || rm -f "$s"
 		done
 	fi
-	if [[ -e $W/host.created-run-containerd ]] && ! other_runtimes_up; then
-		rmdir /run/containerd/s /run/containerd 2>/dev/null || true
-	fi
 }
 
 rt_down() {
@@ -424,7 +463,7 @@ rt_down() {
 	local pid t0 pids
 	t0=$(now_ms)
 	if pid=$(daemon_pid); then
-		ensure_crictl
+		ensure_crictl soft
 		if socket_answers; then
 			log "removing all pods and containers through the CRI"
 			crictl_rt rm --all --force >/dev/null 2>&1 || log "crictl rm --all --force failed (continuing)"
@@ -444,12 +483,7 @@ rt_down() {
 	unmount_all
 	cleanup_network
 	if declare -F rt_host_cleanup >/dev/null; then rt_host_cleanup; fi
-	if [[ -e $W/host.ip_forward ]] && ! other_runtimes_up; then
-		cat "$W/host.ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
-	fi
-	if [[ -e $W/host.created-var-lib-cni ]] && ! other_runtimes_up; then
-		find "$CNI_VAR" -depth -type d -empty -delete 2>/dev/null || true
-	fi
+	restore_host_state
 	if [[ -e $W ]]; then
 		rm -rf --one-file-system "$W" || die "could not remove $W (messages above): check for mounts under it (grep $W /proc/self/mountinfo)"
 	fi

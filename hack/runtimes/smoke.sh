@@ -88,6 +88,7 @@ done
 t=$(now_ms)
 "$crictl" --config /dev/null --runtime-endpoint "$endpoint" --image-endpoint "$endpoint" port-forward "$pod" :7777 >"$tmp/pf.log" 2>&1 &
 pf_pid=$!
+disown "$pf_pid" # no "Killed" job notice when it is killed below
 port=
 deadline=$((SECONDS + 20))
 while [[ -z $port ]]; do
@@ -107,7 +108,6 @@ exec 3>&-
 timing port-forward "$t"
 echo "port-forward: sent and got back '$reply' through 127.0.0.1:$port"
 kill -KILL "$pf_pid" 2>/dev/null || true
-wait "$pf_pid" 2>/dev/null || true
 pf_pid=
 
 t=$(now_ms)

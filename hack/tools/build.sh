@@ -21,7 +21,9 @@ mkdir -p "$dir" || die "cannot create cache dir $dir: set GAUNTLET_TOOLS_DIR to 
 
 # cri-tools v1.34.0 is not in the checksum database mirror.
 export GONOSUMDB=${GONOSUMDB:+$GONOSUMDB,}sigs.k8s.io/cri-tools
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+# This module's own settings, whatever the caller's (a -modfile meant for the
+# main module, a go.work) would say.
+export GOFLAGS="-mod=readonly -buildvcs=false" GOWORK=off
 stamp=$({ cat "$here/go.mod" "$here/go.sum"; go env GOVERSION GOOS GOARCH; } | sha256sum | cut -c1-16)
 
 for tool in "$@"; do
