@@ -5,7 +5,7 @@ REPORTS   ?= reports
 FUZZTIME  ?= 30s
 BIN       := bin/gauntlet
 
-.PHONY: all build test conformance bench vet fmt clean
+.PHONY: all build test conformance conformance-real conformance-containerd16 conformance-containerd2 conformance-crio fuzz bench vet fmt clean
 
 all: build
 
@@ -24,6 +24,19 @@ test: vet
 conformance: build
 	@mkdir -p $(REPORTS)
 	./$(BIN) run streaming --report-dir $(REPORTS)
+
+# The streaming suite against real runtimes (root; installs what it needs):
+# up -> run with expectations/<runtime>-<version>.yaml -> down -> leftovers
+# check; JUnit in reports/<runtime>/. GAUNTLET_EXPECTATIONS=none shows every
+# real failure.
+conformance-containerd16 conformance-containerd2 conformance-crio: conformance-%: build
+	REPORTS=$(abspath $(REPORTS)) hack/runtimes/conformance.sh $*
+
+conformance-real: conformance-containerd16 conformance-containerd2 conformance-crio
+
+# Every native fuzz target for FUZZTIME each, with execs/s per target.
+fuzz:
+	FUZZTIME=$(FUZZTIME) fuzz/run.sh
 
 bench:
 	@start=$$(date +%s); \

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/gauntlet-conformance/gauntlet/internal/expectations"
 	"github.com/gauntlet-conformance/gauntlet/internal/report"
 	"github.com/gauntlet-conformance/gauntlet/suites/streaming"
+	"github.com/onsi/ginkgo/v2/types"
 )
 
 const usage = `usage:
@@ -107,7 +109,9 @@ func runSuite(args []string, stdout, stderr io.Writer) (int, error) {
 	creation := fs.Duration("stream-creation-timeout", 30*time.Second, "the runtime's stream creation timeout")
 	idle := fs.Duration("stream-idle-timeout", 0, "the runtime's stream idle timeout, if known (enables C13)")
 	pid := fs.Int("runtime-pid", 0, "PID of the runtime daemon: enables resource-growth checks (C18)")
+	streamCA := fs.String("stream-ca-file", "", "PEM CA bundle that https stream URLs must verify against, besides the system roots (G2)")
 	verbose := fs.Bool("v", false, "verbose Ginkgo output")
+	list := fs.Bool("list", false, "print the IDs of the checks --label-filter selects, one per line, and exit")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, err
@@ -117,6 +121,22 @@ func runSuite(args []string, stdout, stderr io.Writer) (int, error) {
 	if fs.NArg() > 0 {
 		return 2, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	if *list {
+		match := func([]string) bool { return true }
+		if *labels != "" {
+			f, err := types.ParseLabelFilter(*labels)
+			if err != nil {
+				return 2, usageError{"--label-filter: " + err.Error()}
+			}
+			match = f
+		}
+		for _, c := range streaming.Checks() {
+			if match(c.AllLabels()) {
+				fmt.Fprintln(stdout, c.ID)
+			}
+		}
+		return 0, nil
+	}
 	features, err := streaming.ParseCapabilities(*caps)
 	if err != nil {
 		return 2, usageError{"--capabilities: " + err.Error()}
@@ -124,6 +144,15 @@ func runSuite(args []string, stdout, stderr io.Writer) (int, error) {
 	if *images != "" {
 		if _, err := streaming.LoadTestImages(*images); err != nil {
 			return 2, err
+		}
+	}
+	if *streamCA != "" {
+		b, err := os.ReadFile(*streamCA)
+		if err != nil {
+			return 2, usageError{"--stream-ca-file: " + err.Error()}
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return 2, usageError{fmt.Sprintf("--stream-ca-file %s holds no PEM certificate: pass the CA that issued the runtime's stream certificate", *streamCA)}
 		}
 	}
 	exp, err := loadExpectations(*expFile, *endpoint == "")
@@ -148,7 +177,7 @@ func runSuite(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	rep, err := streaming.Run(streaming.RunOptions{
 		Config: streaming.Config{RuntimeEndpoint: *endpoint, TestImagesFile: *images, Capabilities: features,
-			StreamCreationTimeout: *creation, StreamIdleTimeout: *idle, RuntimePID: *pid},
+			StreamCreationTimeout: *creation, StreamIdleTimeout: *idle, RuntimePID: *pid, StreamCAFile: *streamCA},
 		RunID:       fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		ReportDir:   *reportDir,
 		LabelFilter: *labels,

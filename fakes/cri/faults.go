@@ -72,6 +72,11 @@ const (
 	FaultAuthzKeepsToken  Fault = "authz-keeps-token"  // a denied token stays valid
 	FaultAuthzNoBody      Fault = "authz-no-body"      // denial body omits the hook's error
 	FaultAuthzWithoutHook Fault = "authz-without-hook" // the deny policy applies even when no hook is configured
+
+	// Added with E2, F10 and C9 on real runtimes.
+	FaultV5IgnoreBadClose Fault = "v5-ignore-bad-close" // malformed v5 close signals are swallowed: the connection stays open
+	FaultWSPFNoPortsOpen  Fault = "ws-pf-no-ports-open" // a WebSocket port forward without ports stays open
+	FaultLateInitialSize  Fault = "late-initial-size"   // the process starts before the initial tty size is applied (containerd 1.6, 2.x)
 )
 
 var faultDocs = map[Fault]string{
@@ -125,6 +130,9 @@ var faultDocs = map[Fault]string{
 	FaultAuthzKeepsToken:           "a denied token stays valid",
 	FaultAuthzNoBody:               "the denial body omits the hook's error",
 	FaultAuthzWithoutHook:          "the deny policy applies even when no hook is configured",
+	FaultV5IgnoreBadClose:          "malformed v5 close signals ([255], [255,0,0], [255,9]) are swallowed and the connection stays open",
+	FaultWSPFNoPortsOpen:           "a WebSocket port forward without ports stays open instead of closing",
+	FaultLateInitialSize:           "the process starts before the client's initial tty size is applied",
 }
 
 // Faults lists every known fault name, sorted.

@@ -39,6 +39,10 @@ type Options struct {
 	ServeV5 bool
 	// Authorize is the KEP-6051 AuthorizeStream hook; nil serves as today.
 	Authorize AuthorizeFunc
+	// TLS serves streams over https with a certificate from a CA made at
+	// start (Runtime.StreamCA). v5 is not served then: the translator would
+	// need that CA too.
+	TLS bool
 	// Faults to inject.
 	Faults []Fault
 	// Logf receives diagnostics; nil discards them.
@@ -128,7 +132,8 @@ func Start(endpoint string, opts Options) (*Runtime, error) {
 		return nil, err
 	}
 	r.streams = st
-	r.grpc = grpc.NewServer()
+	r.startFront(st) // hostile-peer faults (hostile.go)
+	r.grpc = grpc.NewServer(r.grpcOptions()...)
 	runtimeapi.RegisterRuntimeServiceServer(r.grpc, r.rs)
 	runtimeapi.RegisterImageServiceServer(r.grpc, &imageService{r: r})
 	go r.grpc.Serve(ln) //nolint:errcheck // returns on Stop

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/apiserver/pkg/util/proxy"
@@ -76,6 +78,7 @@ type streams struct {
 	r       *Runtime
 	lib     streaming.Server
 	base    *url.URL
+	tls     *streamTLS // https streams (Options.TLS)
 	srv     *http.Server
 	ln      net.Listener
 	urlHost string
@@ -115,6 +118,15 @@ func newStreams(r *Runtime) (*streams, error) {
 	}
 	st := &streams{r: r, ln: ln, sessions: map[string]*session{}, byID: map[string]*session{}, conns: map[net.Conn]struct{}{}}
 	st.base = &url.URL{Scheme: "http", Host: ln.Addr().String(), Path: "/"}
+	if r.opts.TLS {
+		t, err := newStreamTLS(r.faults)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		st.tls = t
+		st.base.Scheme = "https"
+	}
 	st.urlHost = ln.Addr().String()
 	if r.faults.has(FaultListenAll) {
 		st.urlHost = nonLoopbackHost(ln.Addr())
@@ -153,6 +165,10 @@ func newStreams(r *Runtime) (*streams, error) {
 				delete(st.conns, c)
 			}
 		},
+	}
+	if st.tls != nil {
+		go st.srv.Serve(tls.NewListener(ln, st.tls.config)) //nolint:errcheck // returns on Close
+		return st, nil
 	}
 	go st.srv.Serve(ln) //nolint:errcheck // returns on Close
 	return st, nil
@@ -224,7 +240,7 @@ func (st *streams) publicURL(kind, token string) string {
 	if st.r.faults.has(FaultRelativeURL) {
 		return "/" + kind + "/" + token
 	}
-	u := url.URL{Scheme: "http", Host: st.urlHost, Path: path.Join("/", kind, token)}
+	u := url.URL{Scheme: st.base.Scheme, Host: st.urlHost, Path: path.Join("/", kind, token)}
 	return u.String()
 }
 
@@ -540,13 +556,34 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = path.Join("/", s.kind, libToken)
 	r2.RequestURI = r2.URL.RequestURI()
 
-	if isWS && s.kind != "portforward" && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) && !st.r.faults.has(FaultV5NotServed) && st.r.opts.ServeV5 {
+	if req, ok := s.req.(*runtimeapi.PortForwardRequest); ok && isWS && len(req.Port) == 0 && st.r.faults.has(FaultWSPFNoPortsOpen) {
+		st.holdOpen(fw, r)
+		return
+	}
+	if isWS && s.kind != "portforward" && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) && !st.r.faults.has(FaultV5NotServed) && st.r.opts.ServeV5 && st.tls == nil {
 		st.serveV5(fw, r2, s)
 	} else {
 		st.lib.ServeHTTP(fw, r2)
 	}
 	if alias && st.r.faults.has(FaultFailedHandshakeKeepsToken) && fw.status >= 400 {
 		st.restore(s)
+	}
+}
+
+// holdOpen upgrades a WebSocket and keeps it open, silent, until the client
+// goes or the idle timeout passes (fault ws-pf-no-ports-open).
+func (st *streams) holdOpen(w http.ResponseWriter, r *http.Request) {
+	up := websocket.Upgrader{Subprotocols: websocket.Subprotocols(r)}
+	c, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(st.r.opts.StreamIdleTimeout)) //nolint:errcheck
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return
+		}
 	}
 }
 
@@ -681,7 +718,13 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 	if f.has(FaultSwapStdoutStderr) && !tty {
 		stdio.Stdout, stdio.Stderr = stdio.Stderr, stdio.Stdout
 	}
-	if f.has(FaultTruncateOutput) && in == nil && stdio.Stdout != nil {
+	// Key on the request, not on in: WebSocket execs get a stdin reader even
+	// with stdin=false.
+	noStdin := in == nil
+	if req, ok := s.req.(*runtimeapi.ExecRequest); ok {
+		noStdin = !req.GetStdin()
+	}
+	if f.has(FaultTruncateOutput) && noStdin && stdio.Stdout != nil {
 		stdio.Stdout = &truncWriter{w: stdio.Stdout}
 	}
 	if tty {
@@ -689,7 +732,11 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 		stdio.TTY = term
 		stdio.Stderr = stdio.Stdout
 		if resize != nil {
+			late := f.has(FaultLateInitialSize)
 			go func() {
+				if late {
+					time.Sleep(300 * time.Millisecond)
+				}
 				term.follow(resize, f.has(FaultIgnoreResize), f.has(FaultApplyZeroResize))
 				// The resize channel ends early only when the library gave up
 				// decoding a malformed message.
@@ -699,9 +746,11 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 			}()
 			// Apply the client's initial size before the process starts
 			// (kubernetes#47990): wait briefly for it.
-			select {
-			case <-term.set:
-			case <-time.After(time.Second):
+			if !late {
+				select {
+				case <-term.set:
+				case <-time.After(time.Second):
+				}
 			}
 		}
 	} else if resize != nil {

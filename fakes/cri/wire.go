@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/moby/spdystream/spdy"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -102,7 +103,11 @@ type wireConn struct {
 	in       *wsReader // inbound WebSocket watcher
 	spdyIn   *spdyWatcher
 	readOnce sync.Once
+	killed   atomic.Bool // fault ws-kill-on-bad-channel fired: the reader dies with it
+	drop     *wsDropper  // inbound WebSocket frames removed before the library sees them
 }
+
+var errKilled = errors.New("connection dropped after a bad frame (fault ws-kill-on-bad-channel)")
 
 func newWireConn(c net.Conn, st *streams, s *session, ws bool) *wireConn {
 	if s == nil {
@@ -113,6 +118,9 @@ func newWireConn(c net.Conn, st *streams, s *session, ws bool) *wireConn {
 	if ws && (f.has(FaultWSCloseBeforeV5) || f.has(FaultWSKillOnBadChannel)) {
 		wc.in = &wsReader{wc: wc}
 	}
+	if ws && f.has(FaultV5IgnoreBadClose) {
+		wc.drop = &wsDropper{keep: keepUnlessBadClose}
+	}
 	if !ws && (f.has(FaultCrashOnBadStream) || f.has(FaultCrashOnManyStreams)) {
 		wc.spdyIn = newSPDYWatcher(wc)
 	}
@@ -121,10 +129,24 @@ func newWireConn(c net.Conn, st *streams, s *session, ws bool) *wireConn {
 }
 
 func (c *wireConn) Read(b []byte) (int, error) {
+	if c.drop != nil {
+		return c.drop.read(c, b)
+	}
+	return c.read(b)
+}
+
+func (c *wireConn) read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		if c.in != nil {
 			c.in.feed(b[:n])
+			// Synchronously, so that the library never sees the bad frame
+			// or anything after it.
+			if c.killed.Load() {
+				c.Conn.Close()
+				c.sess.markClosed()
+				return 0, errKilled
+			}
 		}
 		if c.spdyIn != nil {
 			c.spdyIn.feed(b[:n])
@@ -202,6 +224,15 @@ func (c *wireConn) Write(b []byte) (int, error) {
 func (c *wireConn) rewriteHead(head []byte) []byte {
 	f := c.st.r.faults
 	lines := strings.Split(strings.TrimSuffix(string(head), "\r\n\r\n"), "\r\n")
+	if f.has(FaultHandshakeAs500) {
+		// x/net/websocket writes its handshake errors straight onto the
+		// hijacked connection, past frontWriter.WriteHeader.
+		for _, code := range []string{" 400 ", " 403 ", " 404 ", " 405 "} {
+			if strings.Contains(lines[0]+" ", code) {
+				lines[0] = "HTTP/1.1 500 Internal Server Error"
+			}
+		}
+	}
 	out := lines[:1]
 	hasProto := false
 	for _, l := range lines[1:] {
@@ -357,14 +388,61 @@ func (r *wsReader) inspect(fr wsFrame) {
 		if fr.opcode == 1 {
 			ch -= '0'
 			if _, err := base64.StdEncoding.DecodeString(string(p[1:])); err != nil {
-				go r.wc.Close()
+				r.wc.killed.Store(true)
 				return
 			}
 		}
 		if ch >= 5 && ch != 255 {
-			go r.wc.Close()
+			r.wc.killed.Store(true)
 		}
 	}
+}
+
+// wsDropper removes whole client frames from the inbound byte stream: the
+// library reads the rest unchanged (still masked as the client sent them).
+type wsDropper struct {
+	keep    func(wsFrame) bool
+	raw     []byte // bytes read, not yet a complete frame
+	pending []byte // complete kept frames, not yet returned
+}
+
+func (d *wsDropper) read(c *wireConn, b []byte) (int, error) {
+	for len(d.pending) == 0 {
+		buf := make([]byte, 32<<10)
+		n, err := c.read(buf)
+		d.raw = append(d.raw, buf[:n]...)
+		for {
+			fr, size, ok := parseServerFrame(d.raw)
+			if !ok {
+				break
+			}
+			if d.keep(fr) {
+				d.pending = append(d.pending, d.raw[:size]...)
+			}
+			d.raw = d.raw[size:]
+		}
+		if err != nil {
+			if len(d.pending) == 0 {
+				return 0, err
+			}
+			break
+		}
+		if len(d.raw) > 64<<20 { // a flood is not ours to buffer: pass it on
+			d.pending, d.raw = d.raw, nil
+		}
+	}
+	n := copy(b, d.pending)
+	d.pending = d.pending[n:]
+	return n, nil
+}
+
+// keepUnlessBadClose drops malformed v5 close signals (fault
+// v5-ignore-bad-close): anything on channel 255 but [255, stdin|stdout|stderr].
+func keepUnlessBadClose(fr wsFrame) bool {
+	if fr.opcode != 2 || len(fr.payload) == 0 || fr.payload[0] != 255 {
+		return true
+	}
+	return len(fr.payload) == 2 && fr.payload[1] <= 2
 }
 
 // spdyWatcher decodes the client's SPDY frames from a copy of the byte stream

@@ -167,7 +167,7 @@ type ContainerOptions struct {
 func (t *Tracker) StartContainer(ctx context.Context, sandboxID string, sbCfg *runtimeapi.PodSandboxConfig, o ContainerOptions) (string, error) {
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:  &runtimeapi.ContainerMetadata{Name: o.Name},
-		Image:     &runtimeapi.ImageSpec{Image: o.Image},
+		Image:     &runtimeapi.ImageSpec{Image: o.Image, UserSpecifiedImage: o.Image}, // CRI-O >= 1.29 refuses a container without the name the user gave (signature policy)
 		Command:   o.Command,
 		Labels:    map[string]string{RunLabel: t.RunID},
 		Stdin:     o.Stdin,

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/moby/spdystream"
+	"github.com/moby/spdystream/spdy"
 )
 
 // Header names of the remotecommand and portforward protocols.
@@ -57,6 +58,19 @@ func (e *HandshakeError) Error() string {
 }
 
 func (e *HandshakeError) Unwrap() error { return ErrNotUpgraded }
+
+// Limits on what a server may send. Stream replies carry a few short
+// headers; spdystream's defaults (1000 headers of 1 MiB) let one SYN_REPLY
+// whose value is NULs fan out into ~10^9 strings (fuzz/findings_test.go:
+// TestFindingSPDYHeaderValueFanout), so a hostile runtime could exhaust the
+// harness's memory.
+const maxResponseHead = 1 << 20
+
+var frameLimits = []spdy.FramerOption{
+	spdy.WithMaxControlFramePayloadSize(64 << 10),
+	spdy.WithMaxHeaderFieldSize(4 << 10),
+	spdy.WithMaxHeaderCount(64),
+}
 
 // Conn is an upgraded SPDY connection.
 type Conn struct {
@@ -112,11 +126,17 @@ func Dial(ctx context.Context, rawURL string, protocols []string, o Options) (*C
 		raw.Close()
 		return nil, fmt.Errorf("write upgrade request: %w", ctxErr(ctx, err))
 	}
-	br := bufio.NewReader(raw)
+	// The answer's head is bounded: a hostile server must not grow the
+	// harness with an endless header (http.ReadResponse has no limit).
+	head := &io.LimitedReader{R: raw, N: maxResponseHead}
+	br := bufio.NewReader(head)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		stopWatch()
 		raw.Close()
+		if head.N == 0 {
+			err = fmt.Errorf("the answer's head exceeds %d KiB (%v)", maxResponseHead>>10, err)
+		}
 		return nil, fmt.Errorf("read upgrade response: %w", ctxErr(ctx, err))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
@@ -130,7 +150,7 @@ func Dial(ctx context.Context, rawURL string, protocols []string, o Options) (*C
 		pre, _ := br.Peek(br.Buffered())
 		nc = &prefixConn{Conn: raw, pre: append([]byte(nil), pre...)}
 	}
-	sc, err := spdystream.NewConnection(nc, false)
+	sc, err := spdystream.NewConnectionWithOptions(nc, false, frameLimits...)
 	if err != nil {
 		stopWatch()
 		raw.Close()

@@ -193,7 +193,7 @@ func checkA3(ctx context.Context, e *Env) error {
 	if _, err := s.Wait(ctx); err != nil {
 		return fmt.Errorf("first use: %w", err)
 	}
-	_, err = expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{})
+	_, err = expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions())
 	return err
 }
 
@@ -213,7 +213,7 @@ func checkA4(ctx context.Context, e *Env) error {
 		go func() {
 			defer wg.Done()
 			<-start
-			c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, spdyconn.Options{})
+			c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, e.spdyOptions())
 			mu.Lock()
 			defer mu.Unlock()
 			var he *spdyconn.HandshakeError
@@ -254,7 +254,7 @@ func checkA5(ctx context.Context, e *Env) error {
 		return err
 	}
 	defer burn(ctx, u)
-	_, err = expectStatus(ctx, withToken(u, "gAuNtLeTx0"), http.StatusNotFound, spdyconn.Options{})
+	_, err = expectStatus(ctx, withToken(u, "gAuNtLeTx0"), http.StatusNotFound, e.spdyOptions())
 	return err
 }
 
@@ -269,7 +269,7 @@ func checkA6(ctx context.Context, e *Env) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	_, err = expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{})
+	_, err = expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions())
 	return err
 }
 
@@ -279,10 +279,10 @@ func checkA7(ctx context.Context, e *Env) error {
 		return err
 	}
 	au := strings.Replace(u, "/exec/", "/attach/", 1)
-	if _, err := expectStatus(ctx, au, http.StatusNotFound, spdyconn.Options{}); err != nil {
+	if _, err := expectStatus(ctx, au, http.StatusNotFound, e.spdyOptions()); err != nil {
 		return fmt.Errorf("exec token on /attach/: %w", err)
 	}
-	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions()); err != nil {
 		return fmt.Errorf("the token was not burnt by the /attach/ attempt: %w", err)
 	}
 	return nil
@@ -298,7 +298,7 @@ func checkA8(ctx context.Context, e *Env) error {
 	if _, err := expectStatus(ctx, u, http.StatusBadRequest, noProto); err != nil {
 		return fmt.Errorf("failed handshake: %w", err)
 	}
-	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions()); err != nil {
 		return fmt.Errorf("after a failed handshake the token still works: %w", err)
 	}
 	e.Note("A8", "a failed handshake burns the token; clients must ask for a fresh URL per attempt")

@@ -35,7 +35,7 @@ func upgradeAndClose(ctx context.Context, e *Env, protocols []string) (string, e
 	if err != nil {
 		return "", err
 	}
-	c, err := spdyconn.Dial(ctx, u, protocols, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, u, protocols, e.spdyOptions())
 	if err != nil {
 		return "", fmt.Errorf("offering %v: %w", protocols, err)
 	}
@@ -128,7 +128,7 @@ func checkB6(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := spdyconn.Dial(ctx, u, []string{ProtoPF}, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, u, []string{ProtoPF}, e.spdyOptions())
 	if err != nil {
 		return fmt.Errorf("portforward.k8s.io: %w", err)
 	}

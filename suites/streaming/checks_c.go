@@ -35,7 +35,7 @@ var _ = register(
 	Check{ID: "C8", Name: "stdin=false output in bursts 1 s apart all arrives", Labels: []string{"spdy", "v4"},
 		Faults: []cri.Fault{cri.FaultTruncateOutput}, Run: checkC8},
 	Check{ID: "C9", Name: "tty: the initial resize is applied before the first stty size", Labels: []string{"spdy", "v4", "tty"},
-		Faults: []cri.Fault{cri.FaultIgnoreResize}, Run: checkC9},
+		Faults: []cri.Fault{cri.FaultIgnoreResize, cri.FaultLateInitialSize}, Run: checkC9},
 	Check{ID: "C10", Name: "tty: a 0x0 resize is ignored", Labels: []string{"spdy", "v4", "tty"},
 		Faults: []cri.Fault{cri.FaultApplyZeroResize}, Run: checkC10},
 	Check{ID: "C11", Name: "a malformed resize does not wedge the session", Labels: []string{"spdy", "v4", "tty"},
@@ -296,7 +296,7 @@ func checkC12(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, e.spdyOptions())
 	if err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func checkC16(ctx context.Context, e *Env) error {
 		if err != nil {
 			return err
 		}
-		c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, spdyconn.Options{})
+		c, err := spdyconn.Dial(ctx, u, []string{ProtoV4}, e.spdyOptions())
 		if err != nil {
 			return err
 		}

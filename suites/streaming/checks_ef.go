@@ -381,7 +381,7 @@ func checkF11(ctx context.Context, e *Env) error {
 		return nil
 	}
 	if resp == nil || resp.StatusCode != http.StatusForbidden {
-		return Failf("SPDY/3.1+portforward.k8s.io: %v, want 403 (or an upgrade from a tunnelling target)", err)
+		return Failf("SPDY/3.1+portforward.k8s.io: %v, want 403 (or an upgrade from a tunnelling target)", wsHandshakeError(resp, err))
 	}
 	e.Note("F11", "SPDY/3.1+portforward.k8s.io refused with 403")
 	return nil

@@ -55,7 +55,7 @@ func checkG6(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	he, err := expectStatus(ctx, u, http.StatusForbidden, spdyconn.Options{})
+	he, err := expectStatus(ctx, u, http.StatusForbidden, e.spdyOptions())
 	if err != nil {
 		return fmt.Errorf("denied exec: %w", err)
 	}
@@ -74,7 +74,7 @@ func checkG6(ctx context.Context, e *Env) error {
 		killProc(ctx, e, line)
 		errs = append(errs, Failf("the denied command ran: %q", strings.TrimSpace(line)))
 	}
-	if _, err := expectStatus(ctx, u, http.StatusNotFound, spdyconn.Options{}); err != nil {
+	if _, err := expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions()); err != nil {
 		errs = append(errs, fmt.Errorf("the denied token was not burnt: %w", err))
 	}
 	pu, err := e.PortForwardURL(ctx, "", cri.DenyPort)
@@ -102,7 +102,7 @@ func checkG7(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := spdyconn.Dial(ctx, pu, []string{ProtoPF}, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, pu, []string{ProtoPF}, e.spdyOptions())
 	if err != nil {
 		return fmt.Errorf("with no hook, port-forward to port %d was refused: %w", cri.DenyPort, err)
 	}

@@ -2,6 +2,8 @@ package streaming
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
 	"github.com/gauntlet-conformance/gauntlet/internal/cricli"
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 )
 
 // DefaultImage is used when no --test-images-file names one (critest's busybox).
@@ -40,6 +43,9 @@ type Config struct {
 	TokenTTL              time.Duration // the runtime's token lifetime; 1 min in the library
 	RuntimePID            int           // enables process-stats from /proc
 	ConnectTimeout        time.Duration
+	// StreamCAFile is a PEM bundle the stream server's certificate must
+	// verify against, in addition to the system roots (G2, https streams).
+	StreamCAFile string
 	// FakeOptions override the embedded reference runtime's options (tests).
 	FakeOptions *cri.Options
 }
@@ -106,6 +112,8 @@ type Env struct {
 	fixErr  error
 	hostMu  sync.Mutex
 	host    *Fixture
+	// streamCA is PEM the stream certificate may chain to (G2).
+	streamCA []byte
 }
 
 // Fixture is the shared sandbox and long-running container most checks use.
@@ -163,8 +171,12 @@ func NewEnv(ctx context.Context, cfg Config, runID string) (*Env, error) {
 		for _, f := range []Feature{FeatureProcessStats, FeatureIdleTimeout, FeatureHostNetwork} {
 			e.features[f] = true
 		}
-		if opts.ServeV5 {
+		if opts.ServeV5 && !opts.TLS {
 			e.features[FeatureV5] = true
+		}
+		if opts.TLS {
+			e.features[FeatureTLS] = true
+			e.streamCA = fake.StreamCA()
 		}
 		if opts.Authorize != nil {
 			e.features[FeatureAuthorizeStream] = true
@@ -174,6 +186,16 @@ func NewEnv(ctx context.Context, cfg Config, runID string) (*Env, error) {
 	}
 	for _, f := range cfg.Capabilities {
 		e.features[f] = true
+	}
+	if cfg.StreamCAFile != "" {
+		b, err := os.ReadFile(cfg.StreamCAFile)
+		if err != nil {
+			if e.Fake != nil {
+				e.Fake.Close()
+			}
+			return nil, fmt.Errorf("--stream-ca-file: %w", err)
+		}
+		e.streamCA = append(e.streamCA, b...)
 	}
 	if cfg.StreamIdleTimeout > 0 {
 		e.features[FeatureIdleTimeout] = true
@@ -304,4 +326,26 @@ func UniqueName(prefix string) string {
 	defer nameSeq.Unlock()
 	nameSeq.n++
 	return prefix + "-" + strconv.Itoa(nameSeq.n)
+}
+
+// clientTLS is how the harness verifies https stream URLs: the system roots
+// plus --stream-ca-file (or the embedded runtime's CA). G2 reports a
+// certificate that does not verify; the other checks then fail to connect.
+func (e *Env) clientTLS() *tls.Config {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if len(e.streamCA) > 0 {
+		roots.AppendCertsFromPEM(e.streamCA)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+}
+
+// spdyOptions are the raw SPDY client's options for this target.
+func (e *Env) spdyOptions() spdyconn.Options {
+	if len(e.streamCA) == 0 {
+		return spdyconn.Options{}
+	}
+	return spdyconn.Options{TLSConfig: e.clientTLS()}
 }

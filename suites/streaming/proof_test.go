@@ -29,6 +29,9 @@ func optionsFor(c Check, faults ...cri.Fault) *cri.Options {
 		if f == FeatureNoAuthorize {
 			o.Authorize = nil
 		}
+		if f == FeatureTLS {
+			o.TLS = true
+		}
 	}
 	return o
 }
@@ -69,11 +72,15 @@ func TestReference(t *testing.T) {
 	exp := referenceExpectations(t)
 	e := newProofEnv(t, proofOptions())
 	noHook := newProofEnv(t, optionsFor(Check{Features: []Feature{FeatureNoAuthorize}}))
+	withTLS := newProofEnv(t, optionsFor(Check{Features: []Feature{FeatureTLS}}))
 	for _, c := range Checks() {
 		t.Run(c.ID, func(t *testing.T) {
 			e := e
 			if slices.Contains(c.Features, FeatureNoAuthorize) {
 				e = noHook
+			}
+			if slices.Contains(c.Features, FeatureTLS) {
+				e = withTLS
 			}
 			if c.Slow && testing.Short() {
 				t.Skip("slow check in -short mode")
@@ -98,13 +105,7 @@ func TestReference(t *testing.T) {
 // proofGaps are fault/check pairs whose fault does not yet reach the path the
 // check exercises (found when first run; see the issue notes). They are
 // reported as skips with the reason, never silently passed.
-var proofGaps = map[string]string{
-	"F11/handshake-errors-as-500": "x/net/websocket writes WebSocket handshake errors on the hijacked conn; the status rewrite does not see them yet",
-	"D13/handshake-errors-as-500": "x/net/websocket writes WebSocket handshake errors on the hijacked conn; the status rewrite does not see them yet",
-	"E1/ignore-stdin-eof":         "the v5 translator's stdin close does not go through the fault's stdin wrapper yet",
-	"D15/truncate-output":         "WebSocket execs hand the runtime a stdin reader even with stdin=false, so the fault does not trigger",
-	"D10/ws-kill-on-bad-channel":  "the inbound WebSocket watcher does not see the invalid base64 frame yet",
-}
+var proofGaps = map[string]string{}
 
 // TestFaults: every check names at least one fault, and each named fault
 // makes it fail. Checks the reference itself fails (reference.yaml) are

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,6 +125,14 @@ type SPDYSession struct {
 	started                time.Time
 }
 
+// maxCollect bounds what the harness keeps of one stream (and of one
+// WebSocket session): C15's 64 MiB, the most a check needs. A runtime that
+// sends more, or never ends a stream, fails the session with errCollectLimit
+// instead of exhausting the harness's memory (selfdefense_test.go).
+const maxCollect = 64 << 20
+
+var errCollectLimit = fmt.Errorf("the runtime sent more than %d MiB on one stream; the harness stopped reading", maxCollect>>20)
+
 // lockedBuffer collects a stream's bytes.
 type lockedBuffer struct {
 	mu  sync.Mutex
@@ -137,8 +146,27 @@ func (b *lockedBuffer) fill(r io.Reader, onData func()) {
 		n, err := r.Read(p)
 		if n > 0 {
 			b.mu.Lock()
-			b.buf.Write(p[:n])
+			over := b.buf.Len()+n > maxCollect
+			if over {
+				b.err = errCollectLimit
+			} else {
+				b.buf.Write(p[:n])
+			}
 			b.mu.Unlock()
+			if over {
+				// End the flood at the connection: a spdystream stream's
+				// deadline is its connection's, and the expired read ends
+				// every stream of the session. The reset releases the frame
+				// worker spdystream would otherwise block on this unread
+				// stream (wedging the whole connection).
+				if d, ok := r.(interface{ SetDeadline(time.Time) error }); ok {
+					d.SetDeadline(time.Now())
+				}
+				if rs, ok := r.(interface{ Reset() error }); ok {
+					rs.Reset()
+				}
+				return
+			}
 			if onData != nil {
 				onData()
 			}
@@ -152,6 +180,12 @@ func (b *lockedBuffer) fill(r io.Reader, onData func()) {
 			return
 		}
 	}
+}
+
+func (b *lockedBuffer) overflowed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err == errCollectLimit
 }
 
 func (b *lockedBuffer) Bytes() []byte {
@@ -170,7 +204,7 @@ func (b *lockedBuffer) Len() int {
 // (error first, then stdin/stdout/stderr, resize for v3+ with a tty) and
 // starts collecting output.
 func (e *Env) StartSPDY(ctx context.Context, url string, protocols []string, stdin, stdout, stderr, tty bool) (*SPDYSession, error) {
-	c, err := spdyconn.Dial(ctx, url, protocols, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, url, protocols, e.spdyOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +309,11 @@ func (s *SPDYSession) Wait(ctx context.Context) (*ExecResult, error) {
 	}
 	s.Conn.Close()
 	<-done
+	for _, b := range []*lockedBuffer{&s.stdout, &s.stderr, &s.status} {
+		if b.overflowed() && err == nil {
+			err = errCollectLimit
+		}
+	}
 	return &ExecResult{Protocol: s.Protocol, Stdout: s.stdout.Bytes(), Stderr: s.stderr.Bytes(), Status: s.status.Bytes(), Elapsed: time.Since(s.started)}, err
 }
 
@@ -334,6 +373,7 @@ type WSSession struct {
 	frames    []wsframe.Frame
 	raw       []rawMessage
 	readErr   error
+	got       int // bytes received (maxCollect)
 	closeCode int
 	done      chan struct{}
 	wmu       sync.Mutex
@@ -356,10 +396,25 @@ func WSURL(u string) string {
 // returned as (nil, resp, err) with resp's body readable.
 func DialWS(ctx context.Context, url string, subprotocols []string, hdr http.Header) (*WSSession, *http.Response, error) {
 	d := websocket.Dialer{HandshakeTimeout: streamStep, Subprotocols: subprotocols}
+	var hl *headLimitConn
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		hl = newHeadLimitConn(c) // gorilla reads the 101 head unbounded
+		return hl, nil
+	}
 	conn, resp, err := d.DialContext(ctx, WSURL(url), hdr)
+	if hl != nil {
+		hl.lift()
+	}
 	if err != nil {
 		return nil, resp, err
 	}
+	// gorilla refuses a message over the limit from its frame header, before
+	// buffering it (a hostile runtime can claim 2^63-1 bytes).
+	conn.SetReadLimit(wsframe.DefaultMaxMessage)
 	s := &WSSession{Conn: conn, Response: resp, Protocol: conn.Subprotocol(), done: make(chan struct{})}
 	s.proto, _ = wsframe.ParseProtocol(s.Protocol)
 	conn.SetCloseHandler(func(code int, text string) error {
@@ -393,6 +448,12 @@ func (s *WSSession) readLoop() {
 			return
 		}
 		s.mu.Lock()
+		if s.got += len(msg); s.got > maxCollect {
+			s.readErr = errCollectLimit
+			s.mu.Unlock()
+			s.Conn.Close()
+			return
+		}
 		s.raw = append(s.raw, rawMessage{typ, msg})
 		if f, err := wsframe.Decode(typ, msg, s.proto); err == nil {
 			s.frames = append(s.frames, f)
@@ -457,12 +518,26 @@ func (s *WSSession) CloseCode() int {
 func (s *WSSession) Wait(ctx context.Context) error {
 	select {
 	case <-s.done:
-		return nil
+		return s.brokenErr()
 	case <-ctx.Done():
 		s.Conn.Close()
 		<-s.done
 		return fmt.Errorf("WebSocket session did not end within the deadline (stdout so far %q, status %q)", trunc(s.Channel(1)), trunc(s.Channel(3)))
 	}
+}
+
+// brokenErr is why the harness stopped reading when it was not the server's
+// close: its own limits, or a frame gorilla could not parse.
+func (s *WSSession) brokenErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, closed := s.readErr.(*websocket.CloseError); closed || s.readErr == nil {
+		return nil
+	}
+	if s.readErr == errCollectLimit || strings.HasPrefix(s.readErr.Error(), "websocket: ") {
+		return fmt.Errorf("the WebSocket stream broke: %w", s.readErr)
+	}
+	return nil
 }
 
 // WaitFor waits until cond holds on the frames received, or the connection
@@ -522,7 +597,7 @@ func (e *Env) PortForwardSPDY(ctx context.Context, sandboxID string, ports ...in
 	if err != nil {
 		return nil, err
 	}
-	c, err := spdyconn.Dial(ctx, url, []string{ProtoPF}, spdyconn.Options{})
+	c, err := spdyconn.Dial(ctx, url, []string{ProtoPF}, e.spdyOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -559,33 +634,42 @@ type PFResult struct {
 }
 
 // Exchange sends payload on a new pair (optionally half-closing) and collects
-// both streams until they end or ctx expires.
+// both streams until they end or ctx expires. Each stream is read from the
+// moment it exists, as kubectl does: spdystream delivers a stream's data on
+// one of a few shared frame workers, so an unread stream would stall the
+// replies to every other stream on the connection.
 func (p *PFConn) Exchange(ctx context.Context, requestID string, port string, payload []byte, halfClose bool) (*PFResult, error) {
-	errS, dataS, err := p.Pair(requestID, port)
-	if err != nil && errS != nil && dataS == nil {
-		// The server may reset the data stream before answering it (a refused
-		// port): that is an answer; collect what the error stream says.
-		var errBuf lockedBuffer
-		done := make(chan struct{})
-		go func() { errBuf.fill(errS, nil); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			errS.Reset()
-			<-done
-		}
-		return &PFResult{Error: errBuf.Bytes(), DataReset: true}, nil
-	}
+	h := http.Header{}
+	h.Set(spdyconn.HeaderStreamType, spdyconn.StreamError)
+	h.Set(spdyconn.HeaderPort, port)
+	h.Set(spdyconn.HeaderRequestID, requestID)
+	errS, err := p.Conn.OpenStream(h, streamStep)
 	if err != nil {
 		return nil, err
 	}
 	var data, errBuf lockedBuffer
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); data.fill(dataS, nil) }()
-	go func() { defer wg.Done(); errBuf.fill(errS, nil) }()
+	errDone, dataDone := make(chan struct{}), make(chan struct{})
+	go func() { errBuf.fill(errS, nil); close(errDone) }()
+	errS.Close()
+	h = h.Clone()
+	h.Set(spdyconn.HeaderStreamType, spdyconn.StreamData)
+	dataS, err := p.Conn.OpenStream(h, streamStep)
+	if err != nil {
+		// The server may reset the data stream before answering it (a
+		// refused port): that is an answer; collect what the error stream says.
+		select {
+		case <-errDone:
+		case <-ctx.Done():
+			errS.Reset()
+			<-errDone
+		}
+		return &PFResult{Error: errBuf.Bytes(), DataReset: true}, nil
+	}
+	go func() { data.fill(dataS, nil); close(dataDone) }()
 	if len(payload) > 0 {
 		if _, err := dataS.Write(payload); err != nil {
+			dataS.Reset()
+			errS.Reset()
 			return nil, fmt.Errorf("write data stream: %w", err)
 		}
 	}
@@ -593,7 +677,7 @@ func (p *PFConn) Exchange(ctx context.Context, requestID string, port string, pa
 		dataS.Close()
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { <-errDone; <-dataDone; close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
