@@ -22,6 +22,8 @@ import (
 	"github.com/gauntlet-conformance/gauntlet/internal/wsframe"
 	"github.com/gorilla/websocket"
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyraw"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
@@ -32,7 +34,7 @@ import (
 // At the limits (1000 such headers, ~1 MiB frame) that is on the order of
 // 100 GiB allocated and ~17 GiB retained from one frame.
 func TestFindingSPDYHeaderValueFanout(t *testing.T) {
-	in := synStream(1, deflate(nvBlock("a", string(make([]byte, spdyMaxFieldSize)))), -1)
+	in := spdyraw.SynStream(1, spdyraw.Deflate(spdyraw.Pairs("a", string(make([]byte, spdyMaxFieldSize)))), -1)
 	before := heapAllocs()
 	fr, _ := spdy.NewFramer(io.Discard, bytes.NewReader(in))
 	frame, err := fr.ReadFrame()
@@ -54,10 +56,10 @@ func TestFindingSPDYHeaderValueFanout(t *testing.T) {
 // parser then resumes inside a frame, so its view of the stream differs
 // from any length-respecting parser's (frame smuggling).
 func TestFindingSPDYFramingDesync(t *testing.T) {
-	ping := ctrlFrame(uint16(spdy.TypePing), 0, binary.BigEndian.AppendUint32(nil, 7), -1)
+	ping := spdyraw.Control(spdy.TypePing, 0, binary.BigEndian.AppendUint32(nil, 7), -1)
 	settings := append(binary.BigEndian.AppendUint32(nil, 1), 0, 0, 0, 7, 0, 0, 0x10, 0) // 1 entry
 	settings = append(settings, ping...)                                                 // hidden in the payload
-	in := ctrlFrame(uint16(spdy.TypeSettings), 0, settings, -1)
+	in := spdyraw.Control(spdy.TypeSettings, 0, settings, -1)
 	fr, _ := spdy.NewFramer(io.Discard, bytes.NewReader(in))
 	var got []string
 	for {
@@ -74,7 +76,7 @@ func TestFindingSPDYFramingDesync(t *testing.T) {
 
 	// RST_STREAM with length 0 swallows the next 8 bytes (here the start
 	// of a DATA frame) as its stream id and status.
-	in = append(ctrlFrame(uint16(spdy.TypeRstStream), 0, nil, -1), dataFrame(1, 0, []byte("payload"), -1)...)
+	in = append(spdyraw.Control(spdy.TypeRstStream, 0, nil, -1), spdyraw.Data(1, 0, []byte("payload"), -1)...)
 	fr, _ = spdy.NewFramer(io.Discard, bytes.NewReader(in))
 	f, err := fr.ReadFrame()
 	if err != nil {

@@ -2,7 +2,6 @@ package fuzz
 
 import (
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,10 +9,11 @@ import (
 	"reflect"
 	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/moby/spdystream/spdy"
+
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyraw"
 )
 
 // Input and allocation guards for the SPDY targets. spdystream v0.5.1
@@ -38,94 +38,22 @@ func heapAllocs() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// --- frame builders (seeds and findings) ---
-
-// ctrlFrame is a raw SPDY/3 control frame; length is the payload's unless
-// lie >= 0 overrides it.
-func ctrlFrame(typ uint16, flags byte, payload []byte, lie int) []byte {
-	length := uint32(len(payload))
-	if lie >= 0 {
-		length = uint32(lie)
-	}
-	b := binary.BigEndian.AppendUint32(nil, 0x80030000|uint32(typ))
-	b = binary.BigEndian.AppendUint32(b, uint32(flags)<<24|length&0xffffff)
-	return append(b, payload...)
-}
-
-func dataFrame(id uint32, flags byte, data []byte, lie int) []byte {
-	length := uint32(len(data))
-	if lie >= 0 {
-		length = uint32(lie)
-	}
-	b := binary.BigEndian.AppendUint32(nil, id&0x7fffffff)
-	b = binary.BigEndian.AppendUint32(b, uint32(flags)<<24|length&0xffffff)
-	return append(b, data...)
-}
-
-// nvBlock is an uncompressed name/value block with a correct count.
-func nvBlock(pairs ...string) []byte {
-	return nvBlockCount(uint32(len(pairs)/2), pairs...)
-}
-
-func nvBlockCount(count uint32, pairs ...string) []byte {
-	b := binary.BigEndian.AppendUint32(nil, count)
-	for _, s := range pairs {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
-	}
-	return b
-}
-
-// deflate compresses a header block the way a SPDY peer does (sync flush,
-// stream left open) but without the preset dictionary, which the zlib
-// reader then ignores; that lets us feed arbitrary blocks to the framer.
-func deflate(block []byte) []byte {
-	deflater.Lock()
-	defer deflater.Unlock()
-	var b bytes.Buffer
-	if deflater.w == nil {
-		deflater.w, _ = zlib.NewWriterLevel(&b, zlib.BestCompression)
-	} else {
-		deflater.w.Reset(&b) // a fresh writer per call costs ~1 MB
-	}
-	deflater.w.Write(block)
-	deflater.w.Flush()
-	return b.Bytes()
-}
-
-var deflater struct {
-	sync.Mutex
-	w *zlib.Writer
-}
-
-func synStream(id uint32, compressed []byte, lie int) []byte {
-	p := binary.BigEndian.AppendUint32(nil, id)
-	p = binary.BigEndian.AppendUint32(p, 0) // associated stream
-	p = append(p, 0, 0)                     // priority, slot
-	p = append(p, compressed...)
-	if lie >= 0 {
-		return ctrlFrame(uint16(spdy.TypeSynStream), 0, p, lie)
-	}
-	return ctrlFrame(uint16(spdy.TypeSynStream), 0, p, -1)
-}
+// --- frame builders (seeds and findings): internal/spdyraw ---
 
 // synStreams builds SYN_STREAM frames in stream order whose blocks share
 // one compression stream, as on a real connection.
 func synStreams(blocks map[uint32][]byte) []byte {
-	var out, z bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	var out []byte
+	z := spdyraw.NewDeflater()
 	for id := uint32(1); len(blocks) > 0; id++ {
 		block, ok := blocks[id]
 		if !ok {
 			continue
 		}
 		delete(blocks, id)
-		z.Reset()
-		zw.Write(block)
-		zw.Flush()
-		out.Write(synStream(id, z.Bytes(), -1))
+		out = append(out, spdyraw.SynStream(id, z.Block(block), -1)...)
 	}
-	return out.Bytes()
+	return out
 }
 
 // written serialises frames with spdystream's own writer, so the seeds use
@@ -174,46 +102,46 @@ func init() {
 	// Several headers per frame: spdystream writes map order, so build
 	// these blocks ourselves to keep the seed deterministic.
 	pf := synStreams(map[uint32][]byte{
-		1: nvBlock("port", "8080", "requestid", "0", "streamtype", "error"),
-		3: nvBlock("port", "8080", "requestid", "0", "streamtype", "data"),
+		1: spdyraw.Pairs("port", "8080", "requestid", "0", "streamtype", "error"),
+		3: spdyraw.Pairs("port", "8080", "requestid", "0", "streamtype", "data"),
 	})
-	portForward := append(pf, dataFrame(3, 0, []byte("GET / HTTP/1.1\r\n\r\n"), -1)...)
+	portForward := append(pf, spdyraw.Data(3, 0, []byte("GET / HTTP/1.1\r\n\r\n"), -1)...)
 	seedSets["FuzzSPDYFrame"] = []seed{
 		{"exec-session", []any{exec}},
 		{"syn-reply-status", []any{reply}},
 		{"control-frames", []any{control}},
 		{"port-forward", []any{portForward}},
-		{"data-empty-fin", []any{dataFrame(1, 1, nil, -1)}},
+		{"data-empty-fin", []any{spdyraw.Data(1, 1, nil, -1)}},
 		// CVE-2026-35469 class and other length lies.
-		{"settings-count-bomb", []any{ctrlFrame(4, 0, binary.BigEndian.AppendUint32(nil, 0xffffffff), -1)}},
-		{"settings-count-exceeds-length", []any{ctrlFrame(4, 0, append(binary.BigEndian.AppendUint32(nil, 2), make([]byte, 8)...), -1)}},
-		{"header-count-bomb", []any{synStream(1, deflate(binary.BigEndian.AppendUint32(nil, 0xffffffff)), -1)}},
-		{"header-name-length-bomb", []any{synStream(1, deflate(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0xffffffff)), -1)}},
-		{"header-name-length-at-limit", []any{synStream(1, deflate(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), spdyMaxFieldSize)), -1)}},
-		{"header-value-fanout-64k", []any{synStream(1, deflate(nvBlock("a", string(make([]byte, 64<<10)))), -1)}},
-		{"data-length-max", []any{dataFrame(1, 0, []byte("abc"), 0xffffff)}},
-		{"control-length-max", []any{ctrlFrame(6, 0, []byte{0, 0, 0, 1}, 0xffffff)}},
-		{"syn-stream-length-0", []any{append(synStream(1, deflate(nvBlock("a", "b")), 0), exec...)}},
-		{"rst-stream-length-0", []any{append(ctrlFrame(3, 0, nil, -1), control...)}},
-		{"unknown-control-type", []any{ctrlFrame(0x7f, 0, []byte{1, 2, 3, 4}, -1)}},
+		{"settings-count-bomb", []any{spdyraw.Control(spdy.TypeSettings, 0, binary.BigEndian.AppendUint32(nil, 0xffffffff), -1)}},
+		{"settings-count-exceeds-length", []any{spdyraw.Control(spdy.TypeSettings, 0, append(binary.BigEndian.AppendUint32(nil, 2), make([]byte, 8)...), -1)}},
+		{"header-count-bomb", []any{spdyraw.SynStream(1, spdyraw.Deflate(binary.BigEndian.AppendUint32(nil, 0xffffffff)), -1)}},
+		{"header-name-length-bomb", []any{spdyraw.SynStream(1, spdyraw.Deflate(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0xffffffff)), -1)}},
+		{"header-name-length-at-limit", []any{spdyraw.SynStream(1, spdyraw.Deflate(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), spdyMaxFieldSize)), -1)}},
+		{"header-value-fanout-64k", []any{spdyraw.SynStream(1, spdyraw.Deflate(spdyraw.Pairs("a", string(make([]byte, 64<<10)))), -1)}},
+		{"data-length-max", []any{spdyraw.Data(1, 0, []byte("abc"), 0xffffff)}},
+		{"control-length-max", []any{spdyraw.Control(spdy.TypePing, 0, []byte{0, 0, 0, 1}, 0xffffff)}},
+		{"syn-stream-length-0", []any{append(spdyraw.SynStream(1, spdyraw.Deflate(spdyraw.Pairs("a", "b")), 0), exec...)}},
+		{"rst-stream-length-0", []any{append(spdyraw.Control(spdy.TypeRstStream, 0, nil, -1), control...)}},
+		{"unknown-control-type", []any{spdyraw.Control(0x7f, 0, []byte{1, 2, 3, 4}, -1)}},
 		{"truncated-header", []any{[]byte{0x80, 0x03, 0x00}}},
 		{"empty", []any{[]byte{}}},
 	}
 	seedSets["FuzzSPDYHeaderBlock"] = []seed{
-		{"exec-stdout", []any{nvBlock("streamtype", "stdout"), uint32(1)}},
-		{"port-forward", []any{nvBlock("streamtype", "data", "port", "8080", "requestid", "0"), uint32(3)}},
-		{"multi-value", []any{nvBlock("x", "a\x00b\x00", "y", ""), uint32(5)}},
-		{"uppercase-name", []any{nvBlock("StreamType", "stdin"), uint32(1)}},
-		{"duplicate-name", []any{nvBlock("a", "1", "a", "2"), uint32(1)}},
-		{"duplicate-nonletter-name", []any{nvBlock("1", "1", "1", "2"), uint32(1)}},
-		{"invalid-header", []any{nvBlock("connection", "close"), uint32(1)}},
-		{"empty-name", []any{nvBlock("", "x"), uint32(1)}},
-		{"count-bomb", []any{nvBlockCount(0xffffffff), uint32(1)}},
-		{"count-over-limit", []any{nvBlockCount(spdyMaxHeaders+1, "a", "b"), uint32(1)}},
+		{"exec-stdout", []any{spdyraw.Pairs("streamtype", "stdout"), uint32(1)}},
+		{"port-forward", []any{spdyraw.Pairs("streamtype", "data", "port", "8080", "requestid", "0"), uint32(3)}},
+		{"multi-value", []any{spdyraw.Pairs("x", "a\x00b\x00", "y", ""), uint32(5)}},
+		{"uppercase-name", []any{spdyraw.Pairs("StreamType", "stdin"), uint32(1)}},
+		{"duplicate-name", []any{spdyraw.Pairs("a", "1", "a", "2"), uint32(1)}},
+		{"duplicate-nonletter-name", []any{spdyraw.Pairs("1", "1", "1", "2"), uint32(1)}},
+		{"invalid-header", []any{spdyraw.Pairs("connection", "close"), uint32(1)}},
+		{"empty-name", []any{spdyraw.Pairs("", "x"), uint32(1)}},
+		{"count-bomb", []any{spdyraw.NV(0xffffffff), uint32(1)}},
+		{"count-over-limit", []any{spdyraw.NV(spdyMaxHeaders+1, "a", "b"), uint32(1)}},
 		{"name-length-bomb", []any{binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0xffffffff), uint32(1)}},
-		{"count-short", []any{nvBlockCount(3, "a", "b"), uint32(1)}},
-		{"trailing-bytes", []any{append(nvBlock("a", "b"), "trailing"...), uint32(1)}},
-		{"stream-id-0", []any{nvBlock("a", "b"), uint32(0)}},
+		{"count-short", []any{spdyraw.NV(3, "a", "b"), uint32(1)}},
+		{"trailing-bytes", []any{append(spdyraw.Pairs("a", "b"), "trailing"...), uint32(1)}},
+		{"stream-id-0", []any{spdyraw.Pairs("a", "b"), uint32(0)}},
 		{"empty", []any{[]byte{}, uint32(1)}},
 	}
 }
@@ -314,7 +242,7 @@ func FuzzSPDYHeaderBlock(f *testing.F) {
 		if len(block) > maxSPDYInput {
 			return
 		}
-		in := synStream(streamID, deflate(block), -1)
+		in := spdyraw.SynStream(streamID, spdyraw.Deflate(block), -1)
 		before := heapAllocs()
 		fr, err := spdy.NewFramer(io.Discard, bytes.NewReader(in))
 		if err != nil {

@@ -120,7 +120,7 @@ func Dial(ctx context.Context, rawURL string, protocols []string, o Options) (*C
 			req.Header.Add(k, v)
 		}
 	}
-	stopWatch := watch(ctx, raw)
+	stopWatch := Watch(ctx, raw)
 	if err := req.Write(raw); err != nil {
 		stopWatch()
 		raw.Close()
@@ -198,8 +198,9 @@ func DialRaw(ctx context.Context, u *url.URL, tlsCfg *tls.Config) (net.Conn, err
 	return c, nil
 }
 
-// watch closes c when ctx ends; the returned func stops watching.
-func watch(ctx context.Context, c net.Conn) func() {
+// Watch closes c when ctx ends, so a blocked read or write returns; the
+// returned func stops watching.
+func Watch(ctx context.Context, c net.Conn) func() {
 	done := make(chan struct{})
 	go func() {
 		select {

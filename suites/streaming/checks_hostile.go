@@ -15,7 +15,6 @@ package streaming
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -27,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +35,7 @@ import (
 
 	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
+	"github.com/gauntlet-conformance/gauntlet/internal/spdyraw"
 )
 
 // slowlorisBound is how long G5 lets a server keep a connection whose request
@@ -171,16 +172,9 @@ func dialRawPeer(ctx context.Context, rawURL string, ws bool, protocol string) (
 		return nil, err
 	}
 	p := &rawPeer{conn: conn, ended: make(chan struct{}), writeStep: streamStep}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			conn.Close()
-		case <-done:
-		}
-	}()
+	unwatch := spdyconn.Watch(ctx, conn)
 	var once sync.Once
-	p.stop = func() { once.Do(func() { close(done); conn.Close() }) }
+	p.stop = func() { once.Do(func() { unwatch(); conn.Close() }) }
 
 	var req strings.Builder
 	if ws {
@@ -341,63 +335,6 @@ func (p *rawPeer) reaction(since time.Time) string {
 	return b.String()
 }
 
-// ---- SPDY frame builders ----
-
-// spdyHeaderZ is one connection's client-side header compression stream,
-// sync-flushed per block as spdystream writes it. It does not use the SPDY/3
-// preset dictionary (spdystream does not export it): the zlib header then
-// does not ask for one, and a SPDY reader (zlib.NewReaderDict) accepts that.
-type spdyHeaderZ struct {
-	out bytes.Buffer
-	z   *zlib.Writer
-}
-
-func newSPDYHeaderZ() *spdyHeaderZ {
-	h := &spdyHeaderZ{}
-	h.z, _ = zlib.NewWriterLevel(&h.out, zlib.BestCompression)
-	return h
-}
-
-func (h *spdyHeaderZ) block(nv []byte) []byte {
-	h.out.Reset()
-	h.z.Write(nv) //nolint:errcheck // writes to a bytes.Buffer
-	h.z.Flush()   //nolint:errcheck
-	return append([]byte(nil), h.out.Bytes()...)
-}
-
-// ctrlFrame is a SPDY/3 control frame; length is the payload's unless lie >= 0.
-func spdyCtrl(typ uint16, flags byte, payload []byte, lie int) []byte {
-	length := uint32(len(payload))
-	if lie >= 0 {
-		length = uint32(lie)
-	}
-	b := binary.BigEndian.AppendUint32(nil, 0x80030000|uint32(typ))
-	b = binary.BigEndian.AppendUint32(b, uint32(flags)<<24|length&0xffffff)
-	return append(b, payload...)
-}
-
-// synStream is a SYN_STREAM for id with an already compressed header block.
-func spdySyn(id uint32, block []byte) []byte {
-	p := binary.BigEndian.AppendUint32(nil, id)
-	p = binary.BigEndian.AppendUint32(p, 0) // associated stream
-	p = append(p, 0, 0)                     // priority, slot
-	return spdyCtrl(uint16(spdy.TypeSynStream), 0, append(p, block...), -1)
-}
-
-// nvBlock is an uncompressed name/value block: count, then length-prefixed names and values.
-func spdyNV(count uint32, fields ...string) []byte {
-	b := binary.BigEndian.AppendUint32(nil, count)
-	for _, s := range fields {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-		b = append(b, s...)
-	}
-	return b
-}
-
-func spdyPing(id uint32) []byte {
-	return spdyCtrl(uint16(spdy.TypePing), 0, binary.BigEndian.AppendUint32(nil, id), -1)
-}
-
 // ---- G3 ----
 
 // spdyFrameCase is one hostile SPDY input.
@@ -408,33 +345,43 @@ type spdyFrameCase struct {
 	// within hostileCloseWait. Otherwise only survival and memory are judged and
 	// the reaction is reported.
 	mustClose bool
-	frames    func(z *spdyHeaderZ) []byte
+	frames    func(z *spdyraw.Deflater) []byte
 }
 
 var g3Cases = []spdyFrameCase{
-	{name: "SETTINGS claiming 2^32-1 entries", mustClose: true, frames: func(*spdyHeaderZ) []byte {
-		return spdyCtrl(uint16(spdy.TypeSettings), 0, binary.BigEndian.AppendUint32(nil, 0xffffffff), -1)
+	{name: "SETTINGS claiming 2^32-1 entries", mustClose: true, frames: func(*spdyraw.Deflater) []byte {
+		return spdyraw.Control(spdy.TypeSettings, 0, binary.BigEndian.AppendUint32(nil, 0xffffffff), -1)
 	}},
-	{name: "SYN_STREAM header block claiming 2^32-1 headers", mustClose: true, frames: func(z *spdyHeaderZ) []byte {
-		return spdySyn(1, z.block(spdyNV(0xffffffff)))
+	{name: "SYN_STREAM header block claiming 2^32-1 headers", mustClose: true, frames: func(z *spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, z.Block(spdyraw.NV(0xffffffff)), -1)
 	}},
-	{name: "SYN_STREAM header name length 2^31", mustClose: true, frames: func(z *spdyHeaderZ) []byte {
-		return spdySyn(1, z.block(binary.BigEndian.AppendUint32(spdyNV(1), 1<<31)))
+	{name: "SYN_STREAM header name length 2^31", mustClose: true, frames: func(z *spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, z.Block(binary.BigEndian.AppendUint32(spdyraw.NV(1), 1<<31)), -1)
 	}},
-	{name: fmt.Sprintf("SYN_STREAM header value of %d NULs (fan-out probe)", hostileFanoutProbe), frames: func(z *spdyHeaderZ) []byte {
-		return spdySyn(1, z.block(spdyNV(1, "x", string(make([]byte, hostileFanoutProbe)))))
+	{name: fmt.Sprintf("SYN_STREAM header value of %d NULs (fan-out probe)", hostileFanoutProbe), frames: func(z *spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, z.Block(spdyraw.NV(1, "x", string(make([]byte, hostileFanoutProbe)))), -1)
 	}},
-	{name: "truncated SYN_STREAM (length 10: no header block) followed by a PING", frames: func(*spdyHeaderZ) []byte {
+	{name: "truncated SYN_STREAM (length 10: no header block) followed by a PING", frames: func(*spdyraw.Deflater) []byte {
 		ids := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), 0)
-		return append(spdyCtrl(uint16(spdy.TypeSynStream), 0, append(ids, 0, 0), -1), spdyPing(1)...)
+		return append(spdyraw.Control(spdy.TypeSynStream, 0, append(ids, 0, 0), -1), spdyraw.Ping(1)...)
 	}},
-	{name: "SYN_STREAM with a header block that is not zlib", frames: func(*spdyHeaderZ) []byte {
-		return spdySyn(1, []byte("this header block is not a zlib stream at all....."))
+	{name: "SYN_STREAM with a header block that is not zlib", frames: func(*spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, []byte("this header block is not a zlib stream at all....."), -1)
 	}},
-	{name: "port-forward pair whose port header is garbage bytes", pf: true, frames: func(z *spdyHeaderZ) []byte {
+	{name: "port-forward pair whose port header is garbage bytes", pf: true, frames: func(z *spdyraw.Deflater) []byte {
 		port := "\xff\xfe\x00\x01\x7fgarbage"
-		b := spdySyn(1, z.block(spdyNV(3, "port", port, "requestid", "0", "streamtype", "error")))
-		return append(b, spdySyn(3, z.block(spdyNV(3, "port", port, "requestid", "0", "streamtype", "data")))...)
+		b := spdyraw.SynStream(1, z.Block(spdyraw.NV(3, "port", port, "requestid", "0", "streamtype", "error")), -1)
+		return append(b, spdyraw.SynStream(3, z.Block(spdyraw.NV(3, "port", port, "requestid", "0", "streamtype", "data")), -1)...)
+	}},
+	// C16's malformed variant: one exec stream claiming several stream
+	// types at once (a value splits at its NULs), the first one binary.
+	{name: "exec SYN_STREAM whose streamtype is binary and several NUL-separated values", frames: func(z *spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, z.Block(spdyraw.NV(1, "streamtype", "\xff\xfe\x00stdin\x00error")), -1)
+	}},
+	// F5's malformed variant: a port-forward stream with no streamtype at
+	// all and a binary requestid.
+	{name: "port-forward SYN_STREAM without streamtype, binary requestid", pf: true, frames: func(z *spdyraw.Deflater) []byte {
+		return spdyraw.SynStream(1, z.Block(spdyraw.NV(2, "port", strconv.Itoa(int(EchoPort)), "requestid", "\xff\x00\x01")), -1)
 	}},
 }
 
@@ -483,7 +430,7 @@ func sendSPDYFrameCase(ctx context.Context, e *Env, c spdyFrameCase) (string, er
 	}
 	defer p.stop()
 	start := time.Now()
-	if err := p.write(c.frames(newSPDYHeaderZ())); err != nil {
+	if err := p.write(c.frames(spdyraw.NewDeflater())); err != nil {
 		// The server may drop the connection while we still write: that
 		// is a reaction, not an error.
 		if !p.waitEnded(ctx, hostileCloseWait) {
@@ -512,9 +459,9 @@ var g4Cases = []struct {
 	frame     []byte
 	mustClose bool
 }{
-	{"control frame of unknown type 0x7f claiming 16 MiB", spdyCtrl(0x7f, 0, nil, 0xffffff), true},
-	{"WINDOW_UPDATE claiming 16 MiB with every flag set (0xffffffff as a 32-bit length)", spdyCtrl(uint16(spdy.TypeWindowUpdate), 0xff, nil, 0xffffff), true},
-	{"SYN_STREAM claiming 16 MiB of zero bytes", spdyCtrl(uint16(spdy.TypeSynStream), 0, nil, 0xffffff), false},
+	{"control frame of unknown type 0x7f claiming 16 MiB", spdyraw.Control(0x7f, 0, nil, 0xffffff), true},
+	{"WINDOW_UPDATE claiming 16 MiB with every flag set (0xffffffff as a 32-bit length)", spdyraw.Control(spdy.TypeWindowUpdate, 0xff, nil, 0xffffff), true},
+	{"SYN_STREAM claiming 16 MiB of zero bytes", spdyraw.Control(spdy.TypeSynStream, 0, nil, 0xffffff), false},
 }
 
 func checkG4(ctx context.Context, e *Env) error {
