@@ -77,12 +77,15 @@ func (w *frontWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.status = http.StatusSwitchingProtocols
 	}
 	wc := newWireConn(c, w.st, w.sess, w.isWS)
-	var r io.Reader = wc
+	// The library answers 101 before it hijacks, so the client's first
+	// frames can already sit in net/http's buffer. They go through wc's read
+	// path like the rest, or the watchers would start mid-stream (and a SPDY
+	// watcher, missing the head of the zlib stream, would stop watching).
 	if n := brw.Reader.Buffered(); n > 0 {
 		pre, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(append([]byte(nil), pre...)), wc)
+		wc.pre = append([]byte(nil), pre...)
 	}
-	return wc, bufio.NewReadWriter(bufio.NewReader(r), bufio.NewWriter(wc)), nil
+	return wc, bufio.NewReadWriter(bufio.NewReader(wc), bufio.NewWriter(wc)), nil
 }
 
 // wireConn is the hijacked client connection. It edits the WebSocket 101 head,
@@ -105,9 +108,12 @@ type wireConn struct {
 	readOnce sync.Once
 	killed   atomic.Bool // fault ws-kill-on-bad-channel fired: the reader dies with it
 	drop     *wsDropper  // inbound WebSocket frames removed before the library sees them
+	pre      []byte      // client bytes net/http had buffered before the hijack; read first
 }
 
 var errKilled = errors.New("connection dropped after a bad frame (fault ws-kill-on-bad-channel)")
+
+var errCrashed = errors.New("stream server crashed on a bad stream (fault crash-on-bad-stream / crash-on-many-streams)")
 
 func newWireConn(c net.Conn, st *streams, s *session, ws bool) *wireConn {
 	if s == nil {
@@ -136,7 +142,14 @@ func (c *wireConn) Read(b []byte) (int, error) {
 }
 
 func (c *wireConn) read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
+	var n int
+	var err error
+	if len(c.pre) > 0 {
+		n = copy(b, c.pre)
+		c.pre = c.pre[n:]
+	} else {
+		n, err = c.Conn.Read(b)
+	}
 	if n > 0 {
 		if c.in != nil {
 			c.in.feed(b[:n])
@@ -150,6 +163,15 @@ func (c *wireConn) read(b []byte) (int, error) {
 		}
 		if c.spdyIn != nil {
 			c.spdyIn.feed(b[:n])
+			// Wait for the verdict, so that a crash happens before the
+			// library sees the frame (a late crash would let a check that
+			// finished first pass against a "crashed" server).
+			c.spdyIn.settle()
+			if c.st.isCrashed() {
+				c.Conn.Close()
+				c.sess.markClosed()
+				return 0, errCrashed
+			}
 		}
 	}
 	if err != nil {
@@ -451,9 +473,10 @@ func keepUnlessBadClose(fr wsFrame) bool {
 type spdyWatcher struct {
 	wc      *wireConn
 	mu      sync.Mutex
-	cond    *sync.Cond
+	cond    *sync.Cond // signals buf, done and waiting changes
 	buf     []byte
 	done    bool
+	waiting bool // run is blocked for input: everything fed has been parsed
 	streams int
 	types   map[string]map[string]int // requestID -> streamType -> count
 }
@@ -469,24 +492,38 @@ func (w *spdyWatcher) feed(b []byte) {
 	w.mu.Lock()
 	if len(w.buf) < 16<<20 {
 		w.buf = append(w.buf, b...)
+		w.waiting = false
 	}
 	w.mu.Unlock()
-	w.cond.Signal()
+	w.cond.Broadcast()
+}
+
+// settle returns once the watcher has parsed every complete frame fed so
+// far (it is waiting for more input) or has stopped.
+func (w *spdyWatcher) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for !w.done && !w.waiting {
+		w.cond.Wait()
+	}
 }
 
 func (w *spdyWatcher) stop() {
 	w.mu.Lock()
 	w.done = true
 	w.mu.Unlock()
-	w.cond.Signal()
+	w.cond.Broadcast()
 }
 
 func (w *spdyWatcher) Read(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for len(w.buf) == 0 && !w.done {
+		w.waiting = true
+		w.cond.Broadcast()
 		w.cond.Wait()
 	}
+	w.waiting = false
 	if len(w.buf) == 0 {
 		return 0, io.EOF
 	}
@@ -496,6 +533,7 @@ func (w *spdyWatcher) Read(p []byte) (int, error) {
 }
 
 func (w *spdyWatcher) run() {
+	defer w.stop() // a parse error ends watching; settle must not wait for it
 	fr, err := spdy.NewFramer(io.Discard, w)
 	if err != nil {
 		return
