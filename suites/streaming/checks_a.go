@@ -86,6 +86,21 @@ func checkA1(ctx context.Context, e *Env) error {
 	return errors.Join(checkURL("exec", eu), checkURL("attach", au), checkURL("portforward", pu))
 }
 
+// spareExecURL is an exec URL (of `true`) for a check that only inspects it
+// or drives the connection by hand; release burns its token.
+func spareExecURL(ctx context.Context, e *Env) (u *url.URL, release func(), err error) {
+	raw, err := e.ExecURL(ctx, Out("true"))
+	if err != nil {
+		return nil, nil, err
+	}
+	release = func() { burn(ctx, raw) }
+	if u, err = url.Parse(raw); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("stream URL %q does not parse: %w", raw, err)
+	}
+	return u, release, nil
+}
+
 // burn consumes tokens with a plain GET (no upgrade): the server burns the
 // token and refuses the handshake, so nothing runs.
 func burn(ctx context.Context, urls ...string) {

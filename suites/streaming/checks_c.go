@@ -224,15 +224,11 @@ const c9Attempts = 5
 
 func checkC9(ctx context.Context, e *Env) error {
 	for i := 1; i <= c9Attempts; i++ {
-		s, err := ttyExec(ctx, e, []string{"stty", "size"}, false, [2]uint16{100, 30})
+		got, _, err := ttySize(ctx, e, []string{"stty", "size"}, [2]uint16{100, 30})
 		if err != nil {
 			return err
 		}
-		r, err := s.Wait(ctx)
-		if err != nil {
-			return err
-		}
-		if got := strings.TrimSpace(stripNUL(r.Stdout)); got != "30 100" {
+		if got != "30 100" {
 			return Failf("attempt %d of %d: stty size printed %q, want \"30 100\" (rows cols) from the initial resize", i, c9Attempts, got)
 		}
 	}
@@ -241,21 +237,31 @@ func checkC9(ctx context.Context, e *Env) error {
 }
 
 func checkC10(ctx context.Context, e *Env) error {
-	s, err := ttyExec(ctx, e, Sh("sleep 1; stty size"), false, [2]uint16{100, 30}, [2]uint16{0, 0})
+	got, r, err := ttySize(ctx, e, Sh("sleep 1; stty size"), [2]uint16{100, 30}, [2]uint16{0, 0})
 	if err != nil {
 		return err
 	}
-	r, err := s.Wait(ctx)
-	if err != nil {
-		return err
-	}
-	if got := strings.TrimSpace(stripNUL(r.Stdout)); got != "30 100" {
+	if got != "30 100" {
 		return Failf("after resizes 100x30 then 0x0, stty size printed %q, want \"30 100\"", got)
 	}
 	if code, err := r.ExitCode(); err != nil || code != 0 {
 		return Failf("session after a 0x0 resize ended with status %q", trunc(r.Status))
 	}
 	return nil
+}
+
+// ttySize runs cmd (which prints `stty size`) in a tty with the given
+// resizes and returns what it printed, trimmed.
+func ttySize(ctx context.Context, e *Env, cmd []string, sizes ...[2]uint16) (string, *ExecResult, error) {
+	s, err := ttyExec(ctx, e, cmd, false, sizes...)
+	if err != nil {
+		return "", nil, err
+	}
+	r, err := s.Wait(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.TrimSpace(stripNUL(r.Stdout)), r, nil
 }
 
 func checkC11(ctx context.Context, e *Env) error {

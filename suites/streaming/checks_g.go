@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
@@ -24,15 +23,11 @@ var _ = register(
 )
 
 func checkG1(ctx context.Context, e *Env) error {
-	u, err := e.ExecURL(ctx, Out("true"))
+	pu, release, err := spareExecURL(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer burn(ctx, u)
-	pu, err := url.Parse(u)
-	if err != nil {
-		return err
-	}
+	defer release()
 	host := pu.Hostname()
 	e.Note("G1 stream host", host)
 	if host == "localhost" {

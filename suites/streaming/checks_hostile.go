@@ -551,15 +551,11 @@ func (p *rawPeer) stream(ctx context.Context, header []byte, size int, mask []by
 // ---- G5 ----
 
 func checkG5(ctx context.Context, e *Env) error {
-	u, err := e.ExecURL(ctx, Out("true"))
+	pu, release, err := spareExecURL(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer burn(ctx, u)
-	pu, err := url.Parse(u)
-	if err != nil {
-		return err
-	}
+	defer release()
 	conn, err := spdyconn.DialRaw(ctx, pu, nil)
 	if err != nil {
 		return err
