@@ -1,5 +1,5 @@
 // Package expectations embeds the per-target known-deviation files so the
-// gauntlet binary can apply them from anywhere (reference.yaml is the
+// gauntlet binary can apply them from anywhere (<suite>-reference.yaml is the
 // default for the embedded reference runtime).
 package expectations
 

@@ -1,74 +1,106 @@
 // Command gauntlet runs Gauntlet's conformance suites and serves its
 // reference targets.
 //
-//	gauntlet run streaming [flags]          run the streaming suite
-//	gauntlet fake-runtime --listen unix:///path.sock [--faults a,b]
+//	gauntlet run SUITE [flags]        run a suite (embedded reference target unless one is named)
+//	gauntlet fake-runtime [flags]     serve the reference CRI runtime
 //
-// Exit codes: 0 every required check passed (or failed as expected),
-// 1 a check failed or passed unexpectedly, 2 usage or connection error.
+// Exit codes: 0 every selected check passed (or failed as expected),
+// 1 a check failed, errored or passed unexpectedly, 2 usage or connection
+// error, 3 the run did not finish (interrupted, or --timeout expired).
 package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
 
-	builtin "github.com/gauntlet-conformance/gauntlet/expectations"
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
-	"github.com/gauntlet-conformance/gauntlet/internal/cricli"
-	"github.com/gauntlet-conformance/gauntlet/internal/expectations"
-	"github.com/gauntlet-conformance/gauntlet/internal/report"
-	"github.com/gauntlet-conformance/gauntlet/suites/streaming"
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/gauntlet-conformance/gauntlet/conformance"
+	builtin "github.com/gauntlet-conformance/gauntlet/expectations"
+	"github.com/gauntlet-conformance/gauntlet/faults"
+	"github.com/gauntlet-conformance/gauntlet/reports"
 )
 
-const usage = `usage:
-  gauntlet run streaming [flags]    run the CRI streaming suite (embedded reference runtime unless --runtime-endpoint)
-  gauntlet fake-runtime [flags]     serve the reference runtime on a CRI socket
-  gauntlet help                     this text
-Run 'gauntlet run streaming -h' or 'gauntlet fake-runtime -h' for flags.`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, n := range suiteNames() {
+		fmt.Fprintf(&b, "  gauntlet run %-14s %s\n", n, suites[n].Doc)
+	}
+	b.WriteString("  gauntlet fake-runtime         serve the reference CRI runtime on a socket (for crictl/critest)\n")
+	b.WriteString("  gauntlet catalogue SUITE      print the suite's check catalogue (Markdown)\n")
+	b.WriteString("  gauntlet suites               list the suites\n")
+	for n := range extraCommands {
+		fmt.Fprintf(&b, "  gauntlet %s\n", n)
+	}
+	b.WriteString("  gauntlet help                 this text\nRun 'gauntlet run SUITE -h' for flags.")
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usageError is a bad invocation: exit 2.
+// usageError is a bad invocation or an unreachable target: exit 2.
 type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
 
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitInterrupted = 3
+)
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return 2
+		fmt.Fprintln(stderr, usage())
+		return exitUsage
 	}
 	var err error
-	code := 0
+	code := exitOK
 	switch args[0] {
 	case "run":
 		code, err = runSuite(args[1:], stdout, stderr)
 	case "fake-runtime":
 		err = fakeRuntime(args[1:], stdout, stderr)
+	case "suites":
+		fmt.Fprintln(stdout, strings.Join(suiteNames(), "\n"))
+		return exitOK
+	case "catalogue":
+		if len(args) != 2 || suites[args[1]].Suite == nil {
+			err = usageError{"usage: gauntlet catalogue SUITE (one of " + strings.Join(suiteNames(), ", ") + ")"}
+			break
+		}
+		cat, _ := faults.For(args[1])
+		reports.Catalogue(stdout, suites[args[1]].Suite, cat)
+		return exitOK
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
-		return 0
+		fmt.Fprintln(stdout, usage())
+		return exitOK
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (want run or fake-runtime)", args[0])}
+		if cmd, ok := extraCommands[args[0]]; ok {
+			return cmd(args[1:], stdout, stderr)
+		}
+		err = usageError{fmt.Sprintf("unknown command %q (want run, fake-runtime or help)", args[0])}
 	}
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
 		fmt.Fprintf(stderr, "gauntlet: %v\n", err)
-		return 2
+		return exitUsage
 	}
 	return code
 }
@@ -81,207 +113,216 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// runSuite is the one code path every suite runs through.
 func runSuite(args []string, stdout, stderr io.Writer) (int, error) {
+	names := strings.Join(suiteNames(), ", ")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return 2, usageError{"gauntlet run: name a suite: streaming"}
+		return exitUsage, usageError{"gauntlet run: name a suite: " + names}
 	}
-	suite := args[0]
-	switch suite {
-	case "streaming":
-	case "credprovider", "meshauthz":
-		return 2, usageError{fmt.Sprintf("suite %q is not implemented yet; available: streaming", suite)}
-	default:
-		return 2, usageError{fmt.Sprintf("unknown suite %q; available: streaming", suite)}
+	entry, ok := suites[args[0]]
+	if !ok {
+		return exitUsage, usageError{fmt.Sprintf("unknown suite %q; available: %s", args[0], names)}
 	}
-	fs := flag.NewFlagSet("gauntlet run streaming", flag.ContinueOnError)
+	s := entry.Suite
+	fs := flag.NewFlagSet("gauntlet run "+s.SuiteName(), flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	endpoint := fs.String("runtime-endpoint", "", "CRI runtime endpoint (unix:///path or tcp://host:port); empty: embedded reference runtime")
-	fs.String("image-endpoint", "", "CRI image endpoint (default: the runtime endpoint)")
-	images := fs.String("test-images-file", "", "critest-format YAML naming defaultTestContainerImage")
-	reportDir := fs.String("report-dir", "reports", "directory for JUnit XML")
-	labels := fs.String("label-filter", "", "Ginkgo label filter, e.g. '!Slow && websocket'")
+	reportDir := fs.String("report-dir", "reports", "directory for the JUnit XML and JSON reports")
+	labels := fs.String("label-filter", "", "label filter (Ginkgo syntax), e.g. '!Slow && websocket'; labels are listed by --list")
 	var focus, skip listFlag
-	fs.Var(&focus, "focus", "run only specs matching this regexp (repeatable), e.g. '\\[C7\\]'")
-	fs.Var(&skip, "skip", "skip specs matching this regexp (repeatable)")
-	caps := fs.String("capabilities", "", "declared optional features, comma-separated: v5,authorize-stream,no-authorize-stream,process-stats,host-network,tls-streaming")
-	timeout := fs.Duration("timeout", time.Hour, "overall suite timeout")
-	expFile := fs.String("expectations", "", "known-deviations YAML (default for the embedded runtime: the built-in reference expectations; 'none' disables)")
-	creation := fs.Duration("stream-creation-timeout", 30*time.Second, "the runtime's stream creation timeout")
-	idle := fs.Duration("stream-idle-timeout", 0, "the runtime's stream idle timeout, if known (enables C13)")
-	pid := fs.Int("runtime-pid", 0, "PID of the runtime daemon: enables resource-growth checks (C18)")
-	streamCA := fs.String("stream-ca-file", "", "PEM CA bundle that https stream URLs must verify against, besides the system roots (G2)")
-	verbose := fs.Bool("v", false, "verbose Ginkgo output")
-	list := fs.Bool("list", false, "print the IDs of the checks --label-filter selects, one per line, and exit")
+	fs.Var(&focus, "focus", "run only checks whose title matches this regexp (repeatable), e.g. '\\[C7\\]'")
+	fs.Var(&skip, "skip", "skip checks whose title matches this regexp (repeatable)")
+	parallel := fs.Int("parallel", conformance.DefaultParallel(), "checks run at once (checks marked Serial always run alone, after the others)")
+	timeout := fs.Duration("timeout", time.Hour, "bound on the whole run; a run that hits it exits 3")
+	expFile := fs.String("expectations", "", "known-deviations YAML (default for the embedded target: the built-in reference file; 'none' disables)")
+	var featureList string
+	known := make([]string, 0, len(s.KnownFeatures()))
+	for _, f := range s.KnownFeatures() {
+		known = append(known, string(f.Name))
+	}
+	fs.StringVar(&featureList, "features", "", "declared optional features, comma-separated: "+strings.Join(known, ","))
+	list := fs.Bool("list", false, "print ID, name and labels of the selected checks, and exit")
+	rerun := fs.String("rerun-failed", "", "a JSON report of an earlier run (REPORT-DIR/SUITE.json): run only what it judged red")
+	verbose := fs.Bool("v", false, "print every check's notes and cases")
+	makeTarget := entry.Flags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0, err
+			return exitOK, err
 		}
-		return 2, usageError{err.Error()}
+		return exitUsage, usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return 2, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return exitUsage, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	sel, err := selector(*labels, focus, skip)
+	if err != nil {
+		return exitUsage, err
+	}
+	if *rerun != "" {
+		prev, err := reports.ReadJSON(*rerun)
+		if err != nil {
+			return exitUsage, usageError{"--rerun-failed: " + err.Error()}
+		}
+		if prev.Suite != s.SuiteName() {
+			return exitUsage, usageError{fmt.Sprintf("--rerun-failed %s is a %s report, not %s", *rerun, prev.Suite, s.SuiteName())}
+		}
+		red := reports.Rerun(prev)
+		if len(red) == 0 {
+			fmt.Fprintf(stdout, "%s: nothing failed in %s; nothing to rerun\n", s.SuiteName(), *rerun)
+			return exitOK, nil
+		}
+		inner := sel
+		sel = func(i conformance.Info) bool { return red[i.ID] && inner(i) }
 	}
 	if *list {
-		match := func([]string) bool { return true }
-		if *labels != "" {
-			f, err := types.ParseLabelFilter(*labels)
-			if err != nil {
-				return 2, usageError{"--label-filter: " + err.Error()}
-			}
-			match = f
-		}
-		for _, c := range streaming.Checks() {
-			if match(c.AllLabels()) {
-				fmt.Fprintln(stdout, c.ID)
+		for _, c := range s.Infos() {
+			if sel(c) {
+				fmt.Fprintf(stdout, "%-5s %s  [%s]\n", c.ID, c.Name, strings.Join(c.AllLabels(), ","))
 			}
 		}
-		return 0, nil
+		return exitOK, nil
 	}
-	features, err := streaming.ParseCapabilities(*caps)
+	declared, err := conformance.ParseFeatures(featureList, s.KnownFeatures())
 	if err != nil {
-		return 2, usageError{"--capabilities: " + err.Error()}
+		return exitUsage, usageError{"--features: " + err.Error()}
 	}
-	if *images != "" {
-		if _, err := streaming.LoadTestImages(*images); err != nil {
-			return 2, err
-		}
-	}
-	if *streamCA != "" {
-		b, err := os.ReadFile(*streamCA)
-		if err != nil {
-			return 2, usageError{"--stream-ca-file: " + err.Error()}
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(b) {
-			return 2, usageError{fmt.Sprintf("--stream-ca-file %s holds no PEM certificate: pass the CA that issued the runtime's stream certificate", *streamCA)}
-		}
-	}
-	exp, err := loadExpectations(*expFile, *endpoint == "")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	target, err := makeTarget(ctx, declared)
 	if err != nil {
-		return 2, err
+		return exitUsage, err
 	}
-	if unknown := exp.Unknown(func(id string) bool { _, ok := streaming.Lookup(id); return ok }); len(unknown) > 0 {
-		return 2, usageError{fmt.Sprintf("--expectations %s lists unknown check IDs %v", exp.Path, unknown)}
+	if target.Close != nil {
+		defer target.Close()
 	}
-	if *endpoint != "" {
-		// Fail fast, in seconds, with the endpoint named.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := cricli.Dial(ctx, *endpoint, 4*time.Second)
-		cancel()
-		if err != nil {
-			return 2, err
-		}
-		c.Close()
+	exp, err := loadExpectations(*expFile, target.Embedded, entry.Reference)
+	if err != nil {
+		return exitUsage, err
+	}
+	if err := exp.Validate(s.SuiteName(), s.Infos()); err != nil {
+		return exitUsage, usageError{err.Error()}
 	}
 	if err := os.MkdirAll(*reportDir, 0o755); err != nil {
-		return 2, fmt.Errorf("--report-dir: %w", err)
+		return exitUsage, usageError{"--report-dir: " + err.Error()}
 	}
-	rep, err := streaming.Run(streaming.RunOptions{
-		Config: streaming.Config{RuntimeEndpoint: *endpoint, TestImagesFile: *images, Capabilities: features,
-			StreamCreationTimeout: *creation, StreamIdleTimeout: *idle, RuntimePID: *pid, StreamCAFile: *streamCA},
-		RunID:       fmt.Sprintf("run-%d", time.Now().UnixNano()),
-		ReportDir:   *reportDir,
-		LabelFilter: *labels,
-		Focus:       focus,
-		Skip:        skip,
-		Timeout:     *timeout,
-		Verbose:     *verbose,
-	})
+	fmt.Fprintf(stdout, "gauntlet %s against %s (parallel %d)\n", s.SuiteName(), target.Name, *parallel)
+	rep, err := s.Execute(ctx, target, conformance.RunOptions{Parallel: *parallel, Select: sel, Timeout: *timeout,
+		Progress: stdout, Expectations: exp})
 	if err != nil {
-		return 2, err
+		return exitUsage, usageError{err.Error()}
 	}
-	js := exp.Judge(rep.Outcomes)
-	fmt.Fprintf(stdout, "\ntarget: %s\n", rep.Target)
-	if exp != nil {
-		fmt.Fprintf(stdout, "expectations: %s\n", exp.Path)
+	if *verbose {
+		printDetails(stdout, rep)
 	}
-	report.Summary(stdout, "streaming", js, streaming.Categories)
-	if rep.JUnitPath != "" {
-		fmt.Fprintf(stdout, "JUnit: %s\n", rep.JUnitPath)
+	reports.Summary(stdout, rep)
+	junit, err := reports.WriteJUnit(*reportDir, rep)
+	if err != nil {
+		fmt.Fprintf(stderr, "gauntlet: JUnit: %v\n", err)
 	}
-	if len(js) == 0 {
-		fmt.Fprintln(stderr, "gauntlet: no check ran (setup failed or everything was filtered out)")
-		return 1, nil
+	js, err := reports.WriteJSON(*reportDir, rep)
+	if err != nil {
+		fmt.Fprintf(stderr, "gauntlet: JSON report: %v\n", err)
 	}
-	if !expectations.OK(js) {
-		return 1, nil
+	for _, w := range entry.Writers {
+		if p, err := w(*reportDir, rep); err != nil {
+			fmt.Fprintf(stderr, "gauntlet: %v\n", err)
+		} else if p != "" {
+			fmt.Fprintf(stdout, "report: %s\n", p)
+		}
 	}
-	return 0, nil
+	fmt.Fprintf(stdout, "JUnit: %s\nJSON: %s\n", junit, js)
+	switch {
+	case rep.Interrupted != "":
+		fmt.Fprintf(stderr, "gauntlet: the run did not finish (%s): never green\n", rep.Interrupted)
+		return exitInterrupted, nil
+	case !rep.OK():
+		return exitFailed, nil
+	}
+	return exitOK, nil
 }
 
-func loadExpectations(path string, embedded bool) (*expectations.File, error) {
+// selector builds the check filter from --label-filter, --focus and --skip.
+func selector(labels string, focus, skip []string) (func(conformance.Info) bool, error) {
+	match := func([]string) bool { return true }
+	if labels != "" {
+		f, err := types.ParseLabelFilter(labels)
+		if err != nil {
+			return nil, usageError{"--label-filter: " + err.Error()}
+		}
+		match = f
+	}
+	compile := func(flagName string, l []string) ([]*regexp.Regexp, error) {
+		var out []*regexp.Regexp
+		for _, p := range l {
+			re, err := regexp.Compile(p)
+			if err != nil {
+				return nil, usageError{fmt.Sprintf("--%s %q: %v", flagName, p, err)}
+			}
+			out = append(out, re)
+		}
+		return out, nil
+	}
+	fo, err := compile("focus", focus)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := compile("skip", skip)
+	if err != nil {
+		return nil, err
+	}
+	return func(i conformance.Info) bool {
+		if !match(i.AllLabels()) {
+			return false
+		}
+		t := i.Title()
+		for _, re := range sk {
+			if re.MatchString(t) {
+				return false
+			}
+		}
+		if len(fo) == 0 {
+			return true
+		}
+		for _, re := range fo {
+			if re.MatchString(t) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+func loadExpectations(path string, embedded bool, reference string) (*conformance.Expectations, error) {
 	switch {
 	case path == "none":
 		return nil, nil
 	case path != "":
-		return expectations.Load(path)
-	case embedded:
-		b, err := builtin.Builtin("reference")
+		x, err := conformance.LoadExpectations(path)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		return x, nil
+	case embedded && reference != "":
+		b, err := builtin.Builtin(reference)
 		if err != nil {
 			return nil, err
 		}
-		return expectations.Parse(b, "built-in expectations/reference.yaml")
+		return conformance.ParseExpectations(b, "built-in expectations/"+reference+".yaml")
 	}
 	return nil, nil
 }
 
-func fakeRuntime(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gauntlet fake-runtime", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "unix:///tmp/gauntlet-fake.sock", "CRI endpoint to serve")
-	faults := fs.String("faults", "", "comma-separated faults to inject (see --list-faults)")
-	list := fs.Bool("list-faults", false, "print the fault catalogue and exit")
-	policy := fs.String("deny", "", "AuthorizeStream deny rules cmd=SUBSTR,container=ID,port=N (default: the Gauntlet contract)")
-	noHook := fs.Bool("no-authorize", false, "run without the AuthorizeStream hook")
-	noV5 := fs.Bool("no-v5", false, "do not serve v5.channel.k8s.io")
-	idle := fs.Duration("stream-idle-timeout", 0, "stream idle timeout (default 30s)")
-	creation := fs.Duration("stream-creation-timeout", 0, "stream creation timeout (default 5s)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+func printDetails(w io.Writer, r *conformance.Report) {
+	for _, res := range r.Results {
+		if len(res.Notes) == 0 && len(res.Cases) == 0 {
+			continue
 		}
-		return usageError{err.Error()}
-	}
-	if *list {
-		for _, f := range cri.Faults() {
-			fmt.Fprintf(stdout, "%-30s %s\n", f, f.Describe())
+		fmt.Fprintf(w, "%s\n", res.Title())
+		for _, c := range res.Cases {
+			fmt.Fprintf(w, "    case %-28s %-6s %s\n", c.Name, conformance.Word(c.Verdict), conformance.FirstLine(c.Message, 120))
 		}
-		return nil
-	}
-	opts := cri.DefaultOptions()
-	fl, err := cri.ParseFaults(*faults)
-	if err != nil {
-		return usageError{"--faults: " + err.Error()}
-	}
-	opts.Faults = fl
-	if *policy != "" {
-		p, err := cri.ParsePolicy(*policy)
-		if err != nil {
-			return usageError{"--deny: " + err.Error()}
+		for _, n := range res.Notes {
+			fmt.Fprintf(w, "    %s: %s\n", n.Name, n.Value)
 		}
-		opts.Authorize = p.Hook()
 	}
-	if *noHook {
-		opts.Authorize = nil
-	}
-	opts.ServeV5 = !*noV5
-	if *idle > 0 {
-		opts.StreamIdleTimeout = *idle
-	}
-	if *creation > 0 {
-		opts.StreamCreationTimeout = *creation
-	}
-	if _, _, err := cricli.ParseEndpoint(*listen); err != nil {
-		return usageError{"--listen: " + err.Error()}
-	}
-	r, err := cri.Start(*listen, opts)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	fmt.Fprintf(stdout, "gauntlet reference runtime serving CRI on %s (streams on %s)\n", r.Endpoint(), r.StreamAddr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	fmt.Fprintln(stdout, "shutting down")
-	return nil
 }

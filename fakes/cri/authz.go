@@ -2,6 +2,7 @@ package cri
 
 import (
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/internal/critarget"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,11 +19,11 @@ type Policy struct {
 	DenyPorts             []int32
 }
 
-// DenyMarker and DenyPort are the conventions targets declaring the
-// authorize-stream capability must deny (see docs/authorize-stream.md).
+// DenyMarker and DenyPort are the deny contract of targets declaring
+// authorize-stream (critarget), which the default policy implements.
 const (
-	DenyMarker       = "gauntlet-deny"
-	DenyPort   int32 = 7781
+	DenyMarker       = critarget.DenyMarker
+	DenyPort   int32 = critarget.DenyPort
 )
 
 // DefaultPolicy denies DenyMarker commands and DenyPort.

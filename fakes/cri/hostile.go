@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -43,48 +44,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Vulnerable stream-server modes (each breaks one hostile-peer check).
-const (
-	FaultSPDYBombVulnerable Fault = "spdy-bomb-vulnerable" // G3: a bomb-shaped or malformed SPDY frame crashes the stream server
-	FaultSPDYOversizeHeld   Fault = "spdy-oversize-held"   // G4: a control frame over 1 MiB is buffered and the connection kept
-	FaultNoHeaderTimeout    Fault = "no-header-timeout"    // G5: request headers are waited for forever (no ReadHeaderTimeout)
-	FaultWSUnboundedFrames  Fault = "ws-unbounded-frames"  // D11: WebSocket frames over the 32 MiB limit are buffered, not refused
-)
-
-// Hostile-runtime modes (the harness must defend itself against them).
-const (
-	FaultHostileNeverAnswer Fault = "hostile-never-answer"   // the stream server accepts the TCP connection and never answers
-	FaultHostileMute        Fault = "hostile-mute-upgrade"   // the stream server answers 101, then never sends a byte
-	FaultHostileGarbage     Fault = "hostile-garbage-frames" // the stream server answers 101, then garbage bytes
-	FaultHostileEndless     Fault = "hostile-endless-stream" // stdout (or port-forward data) never ends
-	FaultHostileGiantFrame  Fault = "hostile-giant-frame"    // the first frame after the 101 claims a gigantic length
-	FaultHostileHeaderBomb  Fault = "hostile-header-bomb"    // SPDY replies carry a 1 MiB NUL header value (spdystream fan-out)
-	FaultHostileEndlessHead Fault = "hostile-endless-head"   // the 101 answer's head never ends
-	FaultHostileCRIHang     Fault = "hostile-cri-hang"       // the gRPC Exec/Attach/PortForward calls never return
-)
-
-func init() {
-	faultDocs[FaultSPDYBombVulnerable] = "a SPDY frame bomb (SETTINGS/header count, 2^31 name length, NUL fan-out) or malformed frame crashes the stream server (CVE-2026-35469 class, spdystream <= 0.5.0)"
-	faultDocs[FaultSPDYOversizeHeld] = "a SPDY control frame claiming more than 1 MiB is buffered and its connection kept open"
-	faultDocs[FaultNoHeaderTimeout] = "the stream server waits for request headers forever (no ReadHeaderTimeout: slowloris)"
-	faultDocs[FaultWSUnboundedFrames] = "WebSocket frames over the library's 32 MiB limit are buffered in memory instead of closing the connection"
-	faultDocs[FaultHostileNeverAnswer] = "hostile: the stream server accepts the TCP connection and never answers"
-	faultDocs[FaultHostileMute] = "hostile: the stream server answers 101 and then never sends a byte"
-	faultDocs[FaultHostileGarbage] = "hostile: the stream server answers 101 and then sends garbage bytes"
-	faultDocs[FaultHostileEndless] = "hostile: stdout (or port-forward data) never ends"
-	faultDocs[FaultHostileGiantFrame] = "hostile: the first server frame claims a gigantic length (WebSocket 2^63-1, SPDY 16 MiB)"
-	faultDocs[FaultHostileHeaderBomb] = "hostile: SPDY stream replies carry a 1 MiB header value of NULs (spdystream's fan-out)"
-	faultDocs[FaultHostileEndlessHead] = "hostile: the stream server's 101 answer has a header line that never ends"
-	faultDocs[FaultHostileCRIHang] = "hostile: the gRPC Exec, Attach and PortForward calls never return"
-}
-
 // HostileFaults are the hostile-runtime modes, for the harness's self-defence tests.
-func HostileFaults() []Fault {
-	return []Fault{FaultHostileNeverAnswer, FaultHostileMute, FaultHostileGarbage, FaultHostileEndless,
-		FaultHostileGiantFrame, FaultHostileHeaderBomb, FaultHostileEndlessHead, FaultHostileCRIHang}
+func HostileFaults() []faults.Fault {
+	return []faults.Fault{faults.HostileNeverAnswer, faults.HostileMute, faults.HostileGarbage, faults.HostileEndless,
+		faults.HostileGiantFrame, faults.HostileHeaderBomb, faults.HostileEndlessHead, faults.HostileCRIHang}
 }
 
-var vulnerableFaults = []Fault{FaultSPDYBombVulnerable, FaultSPDYOversizeHeld, FaultNoHeaderTimeout, FaultWSUnboundedFrames}
+var vulnerableFaults = []faults.Fault{faults.SPDYBombVulnerable, faults.SPDYOversizeHeld, faults.NoHeaderTimeout, faults.WSUnboundedFrames}
 
 // Limits the front applies.
 const (
@@ -94,8 +60,6 @@ const (
 	// spdyGiantControl: no legitimate SPDY peer sends a control frame this
 	// large (stream headers are a few hundred bytes).
 	spdyGiantControl = 1 << 20
-	// frontHeaderTimeout mirrors the stream server's ReadHeaderTimeout.
-	frontHeaderTimeout = 30 * time.Second
 	// maxHead bounds a request head the front reads.
 	maxHead = 1 << 20
 	// maxRetained bounds what a vulnerable mode keeps per connection: enough
@@ -121,7 +85,7 @@ type front struct {
 	st     *streams
 	ln     net.Listener
 	target string
-	mode   Fault // the hostile mode, "" for the vulnerable (proxy) modes
+	mode   faults.Fault // the hostile mode, "" for the vulnerable (proxy) modes
 	armed  atomic.Bool
 
 	mu     sync.Mutex
@@ -133,9 +97,9 @@ type front struct {
 // CRI server serves: with a vulnerable or hostile fault it starts the front
 // and points the stream URLs at it.
 func (r *Runtime) startFront(st *streams) {
-	mode := Fault("")
+	mode := faults.Fault("")
 	for _, f := range HostileFaults() {
-		if r.faults.has(f) && f != FaultHostileCRIHang {
+		if r.faults.has(f) && f != faults.HostileCRIHang {
 			mode = f
 			break
 		}
@@ -144,7 +108,7 @@ func (r *Runtime) startFront(st *streams) {
 	for _, f := range vulnerableFaults {
 		need = need || r.faults.has(f)
 	}
-	if !need && !r.faults.has(FaultHostileCRIHang) {
+	if !need && !r.faults.has(faults.HostileCRIHang) {
 		return
 	}
 	fr := &front{r: r, st: st, mode: mode, conns: map[net.Conn]struct{}{}}
@@ -169,9 +133,7 @@ func (r *Runtime) startFront(st *streams) {
 			r.logf("hostile front: %v", err)
 		} else {
 			fr.ln, fr.target = ln, st.ln.Addr().String()
-			if !r.faults.has(FaultListenAll) {
-				st.urlHost = ln.Addr().String()
-			}
+			st.urlHost = ln.Addr().String()
 			go fr.serve()
 		}
 	}
@@ -191,7 +153,7 @@ func (r *Runtime) SetHostile(on bool) {
 	}
 }
 
-func (r *Runtime) hostileArmed(f Fault) bool {
+func (r *Runtime) hostileArmed(f faults.Fault) bool {
 	if !r.faults.has(f) {
 		return false
 	}
@@ -201,13 +163,13 @@ func (r *Runtime) hostileArmed(f Fault) bool {
 
 // grpcOptions adds the hostile-cri-hang interceptor.
 func (r *Runtime) grpcOptions() []grpc.ServerOption {
-	if !r.faults.has(FaultHostileCRIHang) {
+	if !r.faults.has(faults.HostileCRIHang) {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		switch info.FullMethod {
 		case "/runtime.v1.RuntimeService/Exec", "/runtime.v1.RuntimeService/Attach", "/runtime.v1.RuntimeService/PortForward":
-			if r.hostileArmed(FaultHostileCRIHang) {
+			if r.hostileArmed(faults.HostileCRIHang) {
 				// Never answer: only the caller's deadline (or our shutdown) ends the call.
 				select {
 				case <-ctx.Done():
@@ -272,14 +234,14 @@ func (f *front) handle(c net.Conn) {
 	if !f.armed.Load() {
 		mode = ""
 	}
-	if mode == FaultHostileNeverAnswer {
+	if mode == faults.HostileNeverAnswer {
 		// Read (so the client's writes never block) and never write.
 		io.Copy(io.Discard, c) //nolint:errcheck // ends when either side closes
 		return
 	}
 	br := bufio.NewReaderSize(c, 32<<10)
-	if !f.r.faults.has(FaultNoHeaderTimeout) || mode != "" {
-		c.SetReadDeadline(time.Now().Add(frontHeaderTimeout))
+	if !f.r.faults.has(faults.NoHeaderTimeout) || mode != "" {
+		c.SetReadDeadline(time.Now().Add(f.r.opts.HeaderTimeout))
 	}
 	head, err := readHead(br)
 	if err != nil {
@@ -363,10 +325,10 @@ func (f *front) proxy(c net.Conn, br *bufio.Reader, head []byte, isWS bool) {
 
 	var ins inspector
 	switch {
-	case isWS && f.r.faults.has(FaultWSUnboundedFrames):
+	case isWS && f.r.faults.has(faults.WSUnboundedFrames):
 		ins = &wsInspector{}
-	case !isWS && (f.r.faults.has(FaultSPDYBombVulnerable) || f.r.faults.has(FaultSPDYOversizeHeld)):
-		ins = newSPDYInspector(f.r.faults.has(FaultSPDYBombVulnerable), f.r.faults.has(FaultSPDYOversizeHeld))
+	case !isWS && (f.r.faults.has(faults.SPDYBombVulnerable) || f.r.faults.has(faults.SPDYOversizeHeld)):
+		ins = newSPDYInspector(f.r.faults.has(faults.SPDYBombVulnerable), f.r.faults.has(faults.SPDYOversizeHeld))
 	}
 	buf := make([]byte, 32<<10)
 	retained := 0
@@ -641,12 +603,12 @@ func (w *capWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Request, isWS bool) {
+func (f *front) hostile(mode faults.Fault, c net.Conn, br *bufio.Reader, req *http.Request, isWS bool) {
 	w := &capWriter{c: c}
 	conn := &bufConn{Conn: c, r: br}
 	drain := func() { io.Copy(io.Discard, conn) } //nolint:errcheck // ends when either side closes
 	switch {
-	case mode == FaultHostileEndlessHead:
+	case mode == faults.HostileEndlessHead:
 		go func() {
 			if _, err := io.WriteString(w, "HTTP/1.1 101 Switching Protocols\r\nX-Gauntlet-Endless: "); err != nil {
 				return
@@ -660,7 +622,7 @@ func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Requ
 		}()
 		drain()
 		return
-	case mode == FaultHostileHeaderBomb && isWS:
+	case mode == faults.HostileHeaderBomb && isWS:
 		// WebSocket has no stream headers (its head bomb is
 		// hostile-endless-head): never answer.
 		drain()
@@ -670,9 +632,9 @@ func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Requ
 		return
 	}
 	switch mode {
-	case FaultHostileMute:
+	case faults.HostileMute:
 		drain()
-	case FaultHostileGarbage:
+	case faults.HostileGarbage:
 		go func() {
 			// Deterministic garbage, so a failure reproduces.
 			rng := rand.New(rand.NewPCG(4, 35469))
@@ -687,7 +649,7 @@ func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Requ
 			}
 		}()
 		drain()
-	case FaultHostileGiantFrame:
+	case faults.HostileGiantFrame:
 		if isWS {
 			// A final binary frame claiming 2^63-1 bytes, then payload for as
 			// long as the client reads (up to the write cap).
@@ -713,7 +675,7 @@ func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Requ
 			}
 		}
 		drain()
-	case FaultHostileEndless:
+	case faults.HostileEndless:
 		if isWS {
 			go wsEndless(w, req)
 			drain()
@@ -733,7 +695,7 @@ func (f *front) hostile(mode Fault, c net.Conn, br *bufio.Reader, req *http.Requ
 				}()
 			}
 		})
-	case FaultHostileHeaderBomb:
+	case faults.HostileHeaderBomb:
 		bomb := http.Header{"A": make([]string, bombValueSize+1)} // joined with NULs: a 1 MiB value
 		spdyServe(conn, func(s *spdystream.Stream) {
 			s.SendReply(bomb, false) //nolint:errcheck

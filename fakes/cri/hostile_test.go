@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,16 +22,13 @@ import (
 )
 
 func TestHostileFaultsRegistered(t *testing.T) {
-	all := Faults()
 	for _, f := range append(HostileFaults(), vulnerableFaults...) {
-		if f.Describe() == "" {
-			t.Errorf("%s has no description", f)
+		info, ok := faults.Streaming.Lookup(f)
+		if !ok {
+			t.Errorf("%s missing from faults.Streaming", f)
 		}
-		if !slices.Contains(all, f) {
-			t.Errorf("%s missing from Faults()", f)
-		}
-		if got, err := ParseFaults(string(f)); err != nil || len(got) != 1 || got[0] != f {
-			t.Errorf("ParseFaults(%s) = %v, %v", f, got, err)
+		if info.Armable() {
+			t.Errorf("%s needs the hostile front, built at start: its layer must be construction", f)
 		}
 	}
 }
@@ -156,10 +153,10 @@ func TestSPDYInspector(t *testing.T) {
 // frontAddr is where the runtime's stream URLs point.
 func frontAddr(r *Runtime) string { return r.streams.urlHost }
 
-func startHostile(t *testing.T, f Fault) *Runtime {
+func startHostile(t *testing.T, f faults.Fault) *Runtime {
 	t.Helper()
 	o := DefaultOptions()
-	o.Faults = []Fault{f}
+	o.Faults = []faults.Fault{f}
 	r, err := Start("", o)
 	if err != nil {
 		t.Fatal(err)
@@ -191,18 +188,18 @@ func exchange(t *testing.T, addr string, d time.Duration, max int) []byte {
 
 func TestFrontModes(t *testing.T) {
 	for _, tc := range []struct {
-		fault Fault
+		fault faults.Fault
 		check func(got []byte) bool
 		what  string
 	}{
-		{FaultHostileNeverAnswer, func(b []byte) bool { return len(b) == 0 }, "no byte"},
-		{FaultHostileMute, func(b []byte) bool {
+		{faults.HostileNeverAnswer, func(b []byte) bool { return len(b) == 0 }, "no byte"},
+		{faults.HostileMute, func(b []byte) bool {
 			return strings.HasPrefix(string(b), "HTTP/1.1 101 ") && strings.HasSuffix(string(b), "\r\n\r\n")
 		}, "a 101 and nothing after it"},
-		{FaultHostileEndlessHead, func(b []byte) bool {
+		{faults.HostileEndlessHead, func(b []byte) bool {
 			return len(b) == 256<<10 && !bytes.Contains(b, []byte("\r\n\r\n"))
 		}, "a head that never ends"},
-		{FaultHostileGiantFrame, func(b []byte) bool {
+		{faults.HostileGiantFrame, func(b []byte) bool {
 			i := bytes.Index(b, []byte("\r\n\r\n"))
 			return i > 0 && bytes.Equal(b[i+4:], []byte{0, 0, 0, 1, 0, 0xff, 0xff, 0xff})
 		}, "a 101 and a DATA header claiming 16 MiB"},
@@ -223,7 +220,7 @@ func TestFrontModes(t *testing.T) {
 }
 
 func TestCRIHang(t *testing.T) {
-	r := startHostile(t, FaultHostileCRIHang)
+	r := startHostile(t, faults.HostileCRIHang)
 	conn, err := grpc.NewClient("passthrough:///cri", grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", strings.TrimPrefix(r.Endpoint(), "unix://"))

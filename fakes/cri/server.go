@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"io"
 	"log"
 	"net"
@@ -34,6 +35,10 @@ type Options struct {
 	// TokenTTL is the lifetime of fake-owned tokens (alias-mode faults only: the
 	// library's own cache has a fixed 1 minute TTL).
 	TokenTTL time.Duration
+	// HeaderTimeout is the stream server's request-header read timeout
+	// (default 30 s); the embedded target runs with a short one so G5
+	// waits seconds.
+	HeaderTimeout time.Duration
 	// ServeV5 serves v5.channel.k8s.io through the API server's stream translator,
 	// as kubelet >= 1.36 does.
 	ServeV5 bool
@@ -44,7 +49,7 @@ type Options struct {
 	// need that CA too.
 	TLS bool
 	// Faults to inject.
-	Faults []Fault
+	Faults []faults.Fault
 	// Logf receives diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -64,7 +69,7 @@ func DefaultOptions() Options {
 // Runtime is a running reference runtime: a CRI gRPC server plus stream server.
 type Runtime struct {
 	opts     Options
-	faults   faultSet
+	faults   *faultSet
 	state    *state
 	images   *imageStore
 	rs       *runtimeService
@@ -94,6 +99,9 @@ func Start(endpoint string, opts Options) (*Runtime, error) {
 	}
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = def.TokenTTL
+	}
+	if opts.HeaderTimeout == 0 {
+		opts.HeaderTimeout = 30 * time.Second
 	}
 	if os.Getenv("GAUNTLET_FAKE_DEBUG") == "" {
 		// The library reports every refused handshake through klog; those
@@ -254,3 +262,6 @@ func Serve(ctx context.Context, endpoint string, opts Options) error {
 }
 
 var _ http.Handler = (*streams)(nil)
+
+// Options returns the options the runtime runs with (defaults filled in).
+func (r *Runtime) Options() Options { return r.opts }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"io"
 	"net"
 	"net/http"
@@ -90,18 +91,24 @@ type streams struct {
 	nextTok  uint64
 	crashed  bool
 	conns    map[net.Conn]struct{}
+	// minted are library tokens minted for alias tokens: the v5 translator
+	// dials them back on this server, which must hand them to the library.
+	minted map[string]bool
 }
 
 // aliasFaults make the fake hand out its own tokens and mint library tokens
 // lazily at use, so token semantics can be broken one at a time.
-var aliasFaults = []Fault{FaultShortToken, FaultTokenReuse, FaultNoTTL, FaultTokenCrossEndpoint,
-	FaultFailedHandshakeKeepsToken, FaultNoInflightLimit, FaultNoValidation}
+var aliasFaults = []faults.Fault{faults.ShortToken, faults.TokenReuse, faults.NoTTL, faults.TokenCrossEndpoint,
+	faults.FailedHandshakeKeepsToken, faults.NoInflightLimit, faults.NoValidation}
 
 func (st *streams) aliasMode() bool { return st.r.opts.OwnTokens() }
 
 // OwnTokens reports whether the options make the fake issue its own tokens
 // (with Options.TokenTTL) instead of the library's (fixed 1 minute TTL).
 func (o Options) OwnTokens() bool {
+	if o.TokenTTL > 0 && o.TokenTTL != time.Minute {
+		return true // a TTL the library cannot give
+	}
 	fs := newFaultSet(o.Faults)
 	for _, f := range aliasFaults {
 		if fs.has(f) {
@@ -128,22 +135,19 @@ func newStreams(r *Runtime) (*streams, error) {
 		st.base.Scheme = "https"
 	}
 	st.urlHost = ln.Addr().String()
-	if r.faults.has(FaultListenAll) {
-		st.urlHost = nonLoopbackHost(ln.Addr())
-	}
 	cfg := streaming.DefaultConfig
 	cfg.Addr = ln.Addr().String()
 	cfg.BaseURL = st.base
 	cfg.StreamIdleTimeout = r.opts.StreamIdleTimeout
 	cfg.StreamCreationTimeout = r.opts.StreamCreationTimeout
-	if r.faults.has(FaultNoIdleTimeout) {
+	if r.faults.has(faults.NoIdleTimeout) {
 		cfg.StreamIdleTimeout = 0
 	}
-	if r.faults.has(FaultLongCreationTimeout) {
+	if r.faults.has(faults.LongCreationTimeout) {
 		cfg.StreamCreationTimeout = time.Hour
 		cfg.StreamIdleTimeout = 0
 	}
-	if r.faults.has(FaultSPDYNoV2) {
+	if r.faults.has(faults.SPDYNoV2) {
 		cfg.SupportedRemoteCommandProtocols = slices.DeleteFunc(slices.Clone(cfg.SupportedRemoteCommandProtocols), func(p string) bool { return p == "v2.channel.k8s.io" })
 	}
 	lib, err := streaming.NewServer(cfg, &adapter{r: r})
@@ -154,7 +158,7 @@ func newStreams(r *Runtime) (*streams, error) {
 	st.lib = lib
 	st.srv = &http.Server{
 		Handler:           st,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: r.opts.HeaderTimeout,
 		ConnState: func(c net.Conn, s http.ConnState) {
 			st.mu.Lock()
 			defer st.mu.Unlock()
@@ -237,16 +241,21 @@ func (st *streams) register(s *session) {
 }
 
 func (st *streams) publicURL(kind, token string) string {
-	if st.r.faults.has(FaultRelativeURL) {
+	if st.r.faults.has(faults.RelativeURL) {
 		return "/" + kind + "/" + token
 	}
-	u := url.URL{Scheme: st.base.Scheme, Host: st.urlHost, Path: path.Join("/", kind, token)}
+	host := st.urlHost
+	if st.r.faults.has(faults.ListenAll) {
+		// Read per URL, so the fault can be armed after the fixtures exist.
+		host = nonLoopbackHost(st.ln.Addr())
+	}
+	u := url.URL{Scheme: st.base.Scheme, Host: host, Path: path.Join("/", kind, token)}
 	return u.String()
 }
 
 // checkContainer refuses streams into containers that are not running (A11).
 func (st *streams) checkContainer(id string) error {
-	if st.r.faults.has(FaultExecStopped) {
+	if st.r.faults.has(faults.ExecStopped) {
 		return nil
 	}
 	c, err := st.r.rs.container(id)
@@ -280,7 +289,7 @@ func (st *streams) getExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecRespons
 	if err := st.unavailable(); err != nil {
 		return nil, err
 	}
-	noVal := st.r.faults.has(FaultNoValidation)
+	noVal := st.r.faults.has(faults.NoValidation)
 	if req.GetContainerId() == "" && !noVal {
 		return nil, status.Error(codes.InvalidArgument, "missing required container_id")
 	}
@@ -310,7 +319,7 @@ func (st *streams) getAttach(req *runtimeapi.AttachRequest) (*runtimeapi.AttachR
 	if err := st.unavailable(); err != nil {
 		return nil, err
 	}
-	noVal := st.r.faults.has(FaultNoValidation)
+	noVal := st.r.faults.has(faults.NoValidation)
 	if req.GetContainerId() == "" && !noVal {
 		return nil, status.Error(codes.InvalidArgument, "missing required container_id")
 	}
@@ -377,7 +386,7 @@ func (st *streams) mintLib(s *session) (string, error) {
 	switch req := s.req.(type) {
 	case *runtimeapi.ExecRequest:
 		lr := &runtimeapi.ExecRequest{ContainerId: req.ContainerId + "@" + s.id, Cmd: req.Cmd, Tty: req.Tty, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr}
-		if st.r.faults.has(FaultNoValidation) {
+		if st.r.faults.has(faults.NoValidation) {
 			sanitize(&lr.Stdin, &lr.Stdout, &lr.Stderr, lr.Tty)
 		}
 		resp, err := st.lib.GetExec(lr)
@@ -387,7 +396,7 @@ func (st *streams) mintLib(s *session) (string, error) {
 		return resp.Url, nil
 	case *runtimeapi.AttachRequest:
 		lr := &runtimeapi.AttachRequest{ContainerId: req.ContainerId + "@" + s.id, Tty: req.Tty, Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr}
-		if st.r.faults.has(FaultNoValidation) {
+		if st.r.faults.has(faults.NoValidation) {
 			sanitize(&lr.Stdin, &lr.Stdout, &lr.Stderr, lr.Tty)
 		}
 		resp, err := st.lib.GetAttach(lr)
@@ -418,11 +427,11 @@ func sanitize(stdin, stdout, stderr *bool, tty bool) {
 // aliasToken issues a fake-owned token (alias mode).
 func (st *streams) aliasToken(s *session) error {
 	st.mu.Lock()
-	if !st.r.faults.has(FaultNoInflightLimit) {
+	if !st.r.faults.has(faults.NoInflightLimit) {
 		live := 0
 		now := time.Now()
 		for tok, o := range st.sessions {
-			if now.After(o.expires) && !st.r.faults.has(FaultNoTTL) {
+			if now.After(o.expires) && !st.r.faults.has(faults.NoTTL) {
 				delete(st.sessions, tok)
 				continue
 			}
@@ -436,7 +445,7 @@ func (st *streams) aliasToken(s *session) error {
 	st.nextTok++
 	n := st.nextTok
 	st.mu.Unlock()
-	if st.r.faults.has(FaultShortToken) {
+	if st.r.faults.has(faults.ShortToken) {
 		const alpha = "abcdefghijklmnopqrstuvwxyz"
 		s.token = string([]byte{alpha[(n/26)%26], alpha[n%26]})
 	} else {
@@ -472,14 +481,20 @@ func (st *streams) take(token string) (*session, bool) {
 	if !ok {
 		return nil, false
 	}
-	if !st.r.faults.has(FaultTokenReuse) {
+	if !st.r.faults.has(faults.TokenReuse) {
 		delete(st.sessions, token)
 	}
-	if time.Now().After(s.expires) && !st.r.faults.has(FaultNoTTL) {
+	if time.Now().After(s.expires) && !st.r.faults.has(faults.NoTTL) {
 		delete(st.sessions, token)
 		return nil, false
 	}
 	return s, true
+}
+
+func (st *streams) wasMinted(token string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.minted[token]
 }
 
 func (st *streams) restore(s *session) {
@@ -505,8 +520,17 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.lib.ServeHTTP(fw, r)
 		return
 	}
-	s, found := st.take(token)
 	alias := st.aliasMode()
+	if alias && r.Method != http.MethodGet && r.Method != http.MethodPost {
+		// The library refuses other methods before it looks at the token.
+		fw.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	s, found := st.take(token)
+	if !found && alias && st.wasMinted(token) {
+		st.lib.ServeHTTP(fw, r)
+		return
+	}
 	if !found {
 		// Unknown, used or expired token: the library answers (404), or in alias
 		// mode we answer the same way it would.
@@ -518,7 +542,7 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fw.sess = s
-	if s.kind != kind && !st.r.faults.has(FaultTokenCrossEndpoint) {
+	if s.kind != kind && !st.r.faults.has(faults.TokenCrossEndpoint) {
 		if alias {
 			fw.notFound(r)
 			return
@@ -551,21 +575,27 @@ func (st *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		libToken = path.Base(u)
+		st.mu.Lock()
+		if st.minted == nil {
+			st.minted = map[string]bool{}
+		}
+		st.minted[libToken] = true
+		st.mu.Unlock()
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = path.Join("/", s.kind, libToken)
 	r2.RequestURI = r2.URL.RequestURI()
 
-	if req, ok := s.req.(*runtimeapi.PortForwardRequest); ok && isWS && len(req.Port) == 0 && st.r.faults.has(FaultWSPFNoPortsOpen) {
+	if req, ok := s.req.(*runtimeapi.PortForwardRequest); ok && isWS && len(req.Port) == 0 && st.r.faults.has(faults.WSPFNoPortsOpen) {
 		st.holdOpen(fw, r)
 		return
 	}
-	if isWS && s.kind != "portforward" && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) && !st.r.faults.has(FaultV5NotServed) && st.r.opts.ServeV5 && st.tls == nil {
+	if isWS && s.kind != "portforward" && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) && !st.r.faults.has(faults.V5NotServed) && st.r.opts.ServeV5 && st.tls == nil {
 		st.serveV5(fw, r2, s)
 	} else {
 		st.lib.ServeHTTP(fw, r2)
 	}
-	if alias && st.r.faults.has(FaultFailedHandshakeKeepsToken) && fw.status >= 400 {
+	if alias && st.r.faults.has(faults.FailedHandshakeKeepsToken) && fw.status >= 400 {
 		st.restore(s)
 	}
 }
@@ -604,17 +634,17 @@ func (st *streams) serveV5(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (st *streams) authorize(r *http.Request, s *session) error {
 	hook := st.r.opts.Authorize
-	if hook == nil && st.r.faults.has(FaultAuthzWithoutHook) {
+	if hook == nil && st.r.faults.has(faults.AuthzWithoutHook) {
 		hook = DefaultPolicy().Hook()
 	}
-	if hook == nil || st.r.faults.has(FaultAuthzAfterStart) {
+	if hook == nil || st.r.faults.has(faults.AuthzAfterStart) {
 		return nil
 	}
 	return hook(r, s.req)
 }
 
 func (st *streams) deny(w http.ResponseWriter, r *http.Request, s *session, err error) {
-	if st.r.faults.has(FaultAuthzKeepsToken) {
+	if st.r.faults.has(faults.AuthzKeepsToken) {
 		st.restore(s)
 	} else if !st.aliasMode() {
 		// Burn the library's token too: a plain GET consumes it and fails the
@@ -623,11 +653,11 @@ func (st *streams) deny(w http.ResponseWriter, r *http.Request, s *session, err 
 		st.lib.ServeHTTP(httptest.NewRecorder(), burn)
 	}
 	code := http.StatusForbidden
-	if st.r.faults.has(FaultAuthzDenyAs401) {
+	if st.r.faults.has(faults.AuthzDenyAs401) {
 		code = http.StatusUnauthorized
 	}
 	body := err.Error()
-	if st.r.faults.has(FaultAuthzNoBody) {
+	if st.r.faults.has(faults.AuthzNoBody) {
 		body = http.StatusText(code)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -639,7 +669,7 @@ func (st *streams) deny(w http.ResponseWriter, r *http.Request, s *session, err 
 func (st *streams) applyRequestFaults(r *http.Request, s *session, isWS bool) {
 	f := st.r.faults
 	if isWS {
-		if f.has(FaultWSAcceptAny) {
+		if f.has(faults.WSAcceptAny) {
 			offered := strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",")
 			known := false
 			for _, p := range offered {
@@ -655,7 +685,7 @@ func (st *streams) applyRequestFaults(r *http.Request, s *session, isWS bool) {
 		return
 	}
 	const hdr = "X-Stream-Protocol-Version"
-	if f.has(FaultSPDYDowngrade) {
+	if f.has(faults.SPDYDowngrade) {
 		var all []string
 		for _, v := range r.Header.Values(hdr) {
 			for _, p := range strings.Split(v, ",") {
@@ -668,14 +698,14 @@ func (st *streams) applyRequestFaults(r *http.Request, s *session, isWS bool) {
 			r.Header.Set(hdr, all[len(all)-1])
 		}
 	}
-	if f.has(FaultSPDYDefaultVersion) && len(r.Header.Values(hdr)) == 0 {
+	if f.has(faults.SPDYDefaultVersion) && len(r.Header.Values(hdr)) == 0 {
 		if s.kind == "portforward" {
 			r.Header.Set(hdr, "portforward.k8s.io")
 		} else {
 			r.Header.Set(hdr, "v4.channel.k8s.io")
 		}
 	}
-	if f.has(FaultLenientUpgrade) {
+	if f.has(faults.LenientUpgrade) {
 		r.Header.Set("Connection", "Upgrade")
 		r.Header.Set("Upgrade", "SPDY/3.1")
 	}
@@ -707,7 +737,7 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 	f := a.r.faults
 	stdio := busybox.Stdio{}
 	if in != nil {
-		stdio.Stdin = newSessionStdin(in, s, f.has(FaultIgnoreStdinEOF))
+		stdio.Stdin = newSessionStdin(in, s, f.has(faults.IgnoreStdinEOF))
 	}
 	if out != nil {
 		stdio.Stdout = out
@@ -715,7 +745,7 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 	if errw != nil {
 		stdio.Stderr = errw
 	}
-	if f.has(FaultSwapStdoutStderr) && !tty {
+	if f.has(faults.SwapStdoutStderr) && !tty {
 		stdio.Stdout, stdio.Stderr = stdio.Stderr, stdio.Stdout
 	}
 	// Key on the request, not on in: WebSocket execs get a stdin reader even
@@ -724,7 +754,7 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 	if req, ok := s.req.(*runtimeapi.ExecRequest); ok {
 		noStdin = !req.GetStdin()
 	}
-	if f.has(FaultTruncateOutput) && noStdin && stdio.Stdout != nil {
+	if f.has(faults.TruncateOutput) && noStdin && stdio.Stdout != nil {
 		stdio.Stdout = &truncWriter{w: stdio.Stdout}
 	}
 	if tty {
@@ -732,15 +762,15 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 		stdio.TTY = term
 		stdio.Stderr = stdio.Stdout
 		if resize != nil {
-			late := f.has(FaultLateInitialSize)
+			late := f.has(faults.LateInitialSize)
 			go func() {
 				if late {
 					time.Sleep(300 * time.Millisecond)
 				}
-				term.follow(resize, f.has(FaultIgnoreResize), f.has(FaultApplyZeroResize))
+				term.follow(resize, f.has(faults.IgnoreResize), f.has(faults.ApplyZeroResize))
 				// The resize channel ends early only when the library gave up
 				// decoding a malformed message.
-				if f.has(FaultWedgeOnBadResize) {
+				if f.has(faults.WedgeOnBadResize) {
 					s.wedgeOnce.Do(func() { close(s.wedged) })
 				}
 			}()
@@ -759,7 +789,7 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 			}
 		}()
 	}
-	if f.has(FaultAuthzAfterStart) && a.r.opts.Authorize != nil {
+	if f.has(faults.AuthzAfterStart) && a.r.opts.Authorize != nil {
 		// The broken hook placement: the command is already running when
 		// authorization happens, and the verdict is ignored.
 		go func() {
@@ -769,12 +799,12 @@ func (a *adapter) Exec(ctx context.Context, vid string, cmd []string, in io.Read
 	}
 	code := c.machine.Run(ctx, cmd, stdio)
 	if code == 0 {
-		if f.has(FaultNoSuccessStatus) {
+		if f.has(faults.NoSuccessStatus) {
 			s.closeConn()
 		}
 		return nil
 	}
-	if f.has(FaultWrongExitCode) {
+	if f.has(faults.WrongExitCode) {
 		code = code%255 + 1
 	}
 	return exitError(code)
@@ -790,7 +820,7 @@ func (a *adapter) Attach(ctx context.Context, vid string, in io.Reader, out, err
 		return fmt.Errorf("container %q is not running", c.id)
 	}
 	f := a.r.faults
-	if f.has(FaultLeakOnAttach) {
+	if f.has(faults.LeakOnAttach) {
 		a.r.leak()
 	}
 	failed := make(chan struct{})
@@ -805,13 +835,13 @@ func (a *adapter) Attach(ctx context.Context, vid string, in io.Reader, out, err
 		defer c.stderr.unsubscribe(id)
 	}
 	if resize != nil {
-		go c.term.follow(resize, f.has(FaultIgnoreResize), f.has(FaultApplyZeroResize))
+		go c.term.follow(resize, f.has(faults.IgnoreResize), f.has(faults.ApplyZeroResize))
 	}
 	stdinDone := make(chan struct{})
-	if in != nil && c.stdin != nil && !f.has(FaultAttachNoStdin) {
+	if in != nil && c.stdin != nil && !f.has(faults.AttachNoStdin) {
 		go func() {
 			defer close(stdinDone)
-			src := newSessionStdin(in, s, f.has(FaultIgnoreStdinEOF))
+			src := newSessionStdin(in, s, f.has(faults.IgnoreStdinEOF))
 			io.Copy(c.stdin, src) //nolint:errcheck // EOF or a dropped client both end the copy
 			if c.config.GetStdinOnce() {
 				c.stdin.Close()
@@ -835,23 +865,23 @@ func (a *adapter) PortForward(ctx context.Context, vid string, port int32, strea
 	}
 	f := a.r.faults
 	fail := func(err error) error {
-		if f.has(FaultPFResetKillsConn) {
+		if f.has(faults.PFResetKillsConn) {
 			s.closeConn()
 		}
-		if f.has(FaultPFSilentRefuse) {
+		if f.has(faults.PFSilentRefuse) {
 			return nil
 		}
 		return err
 	}
-	if req, ok := s.req.(*runtimeapi.PortForwardRequest); ok && !f.has(FaultPFAnyPort) && !slices.Contains(req.Port, port) {
+	if req, ok := s.req.(*runtimeapi.PortForwardRequest); ok && !f.has(faults.PFAnyPort) && !slices.Contains(req.Port, port) {
 		// The fix for F8: the library forwards any port the client names.
 		return fail(fmt.Errorf("port %d is not one of the ports in the PortForwardRequest %v", port, req.Port))
 	}
-	if sb.hostNetwork && f.has(FaultHostNetPF) {
+	if sb.hostNetwork && f.has(faults.HostNetPF) {
 		return fail(fmt.Errorf("port forward into host-network sandbox %s: not supported", sb.id))
 	}
 	target := int(port)
-	if f.has(FaultPortIgnored) {
+	if f.has(faults.PortIgnored) {
 		for _, p := range sb.netns.Ports() {
 			if p != target {
 				target = p

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"math/big"
 	"net"
 	"time"
@@ -18,22 +19,13 @@ import (
 // with a certificate for 127.0.0.1, ::1 and localhost issued by a CA made at
 // start; Runtime.StreamCA returns that CA so a client can verify it, as a
 // kubelet would with the runtime's configured CA.
-const (
-	FaultTLSSelfSigned Fault = "tls-self-signed" // the stream certificate is self-signed, not issued by the CA
-	FaultTLSWrongHost  Fault = "tls-wrong-host"  // the stream certificate names another host
-)
-
-func init() {
-	faultDocs[FaultTLSSelfSigned] = "the https stream server presents a self-signed certificate (what containerd generates when enable_tls_streaming has no cert)"
-	faultDocs[FaultTLSWrongHost] = "the https stream server's certificate names another host than the URL's"
-}
 
 type streamTLS struct {
 	caPEM  []byte
 	config *tls.Config
 }
 
-func newStreamTLS(f faultSet) (*streamTLS, error) {
+func newStreamTLS(f *faultSet) (*streamTLS, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -56,6 +48,38 @@ func newStreamTLS(f faultSet) (*streamTLS, error) {
 	if err != nil {
 		return nil, err
 	}
+	// All three certificates are made at start; the faults choose one per
+	// handshake, so they can be armed after a test's fixtures exist.
+	good, err := leafCert(now, ca, caKey, false, false)
+	if err != nil {
+		return nil, err
+	}
+	wrongHost, err := leafCert(now, ca, caKey, true, false)
+	if err != nil {
+		return nil, err
+	}
+	selfSigned, err := leafCert(now, ca, caKey, false, true)
+	if err != nil {
+		return nil, err
+	}
+	return &streamTLS{
+		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		config: &tls.Config{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				switch {
+				case f.has(faults.TLSSelfSigned):
+					return selfSigned, nil
+				case f.has(faults.TLSWrongHost):
+					return wrongHost, nil
+				}
+				return good, nil
+			},
+			MinVersion: tls.VersionTLS12,
+		},
+	}, nil
+}
+
+func leafCert(now time.Time, ca *x509.Certificate, caKey *ecdsa.PrivateKey, wrongHost, selfSigned bool) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -70,24 +94,18 @@ func newStreamTLS(f faultSet) (*streamTLS, error) {
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	if f.has(FaultTLSWrongHost) {
+	if wrongHost {
 		leaf.DNSNames, leaf.IPAddresses = []string{"stream.example.invalid"}, nil
 	}
 	parent, signer := ca, any(caKey)
-	if f.has(FaultTLSSelfSigned) {
+	if selfSigned {
 		parent, signer = leaf, key
 	}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, parent, &key.PublicKey, signer)
 	if err != nil {
 		return nil, fmt.Errorf("stream certificate: %w", err)
 	}
-	return &streamTLS{
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		config: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-			MinVersion:   tls.VersionTLS12,
-		},
-	}, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // StreamCA returns the PEM of the CA that issued the stream server's

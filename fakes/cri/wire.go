@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ func (w *frontWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
-	if w.st.r.faults.has(FaultHandshakeAs500) {
+	if w.st.r.faults.has(faults.HandshakeAs500) {
 		switch code {
 		case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
 			code = http.StatusInternalServerError
@@ -121,13 +122,13 @@ func newWireConn(c net.Conn, st *streams, s *session, ws bool) *wireConn {
 	}
 	wc := &wireConn{Conn: c, st: st, sess: s, ws: ws, seen: map[byte]bool{}}
 	f := st.r.faults
-	if ws && (f.has(FaultWSCloseBeforeV5) || f.has(FaultWSKillOnBadChannel)) {
+	if ws && (f.has(faults.WSCloseBeforeV5) || f.has(faults.WSKillOnBadChannel)) {
 		wc.in = &wsReader{wc: wc}
 	}
-	if ws && f.has(FaultV5IgnoreBadClose) {
+	if ws && f.has(faults.V5IgnoreBadClose) {
 		wc.drop = &wsDropper{keep: keepUnlessBadClose}
 	}
-	if !ws && (f.has(FaultCrashOnBadStream) || f.has(FaultCrashOnManyStreams)) {
+	if !ws && (f.has(faults.CrashOnBadStream) || f.has(faults.CrashOnManyStreams)) {
 		wc.spdyIn = newSPDYWatcher(wc)
 	}
 	s.setConn(wc)
@@ -190,8 +191,8 @@ func (c *wireConn) Close() error {
 
 func (c *wireConn) outboundFiltered() bool {
 	f := c.st.r.faults
-	return c.ws && (f.has(FaultWSNoReadyFrame) || f.has(FaultWSRawBase64) || f.has(FaultWSDropStatus) ||
-		f.has(FaultWSNoPong) || f.has(FaultWSBadPortPrefix))
+	return c.ws && (f.has(faults.WSNoReadyFrame) || f.has(faults.WSRawBase64) || f.has(faults.WSDropStatus) ||
+		f.has(faults.WSNoPong) || f.has(faults.WSBadPortPrefix))
 }
 
 func (c *wireConn) Write(b []byte) (int, error) {
@@ -246,7 +247,7 @@ func (c *wireConn) Write(b []byte) (int, error) {
 func (c *wireConn) rewriteHead(head []byte) []byte {
 	f := c.st.r.faults
 	lines := strings.Split(strings.TrimSuffix(string(head), "\r\n\r\n"), "\r\n")
-	if f.has(FaultHandshakeAs500) {
+	if f.has(faults.HandshakeAs500) {
 		// x/net/websocket writes its handshake errors straight onto the
 		// hijacked connection, past frontWriter.WriteHeader.
 		for _, code := range []string{" 400 ", " 403 ", " 404 ", " 405 "} {
@@ -260,17 +261,17 @@ func (c *wireConn) rewriteHead(head []byte) []byte {
 	for _, l := range lines[1:] {
 		name, val, _ := strings.Cut(l, ":")
 		if strings.EqualFold(strings.TrimSpace(name), "Sec-WebSocket-Protocol") {
-			if strings.TrimSpace(val) == "" && !f.has(FaultWSEmptyProtocol) {
+			if strings.TrimSpace(val) == "" && !f.has(faults.WSEmptyProtocol) {
 				continue
 			}
-			if f.has(FaultWSWrongProtocol) {
+			if f.has(faults.WSWrongProtocol) {
 				l = "Sec-WebSocket-Protocol: channel.k8s.io"
 			}
 			hasProto = true
 		}
 		out = append(out, l)
 	}
-	if f.has(FaultWSWrongProtocol) && !hasProto && strings.Contains(lines[0], " 101 ") {
+	if f.has(faults.WSWrongProtocol) && !hasProto && strings.Contains(lines[0], " 101 ") {
 		out = append(out, "Sec-WebSocket-Protocol: channel.k8s.io")
 	}
 	return []byte(strings.Join(out, "\r\n") + "\r\n\r\n")
@@ -345,7 +346,7 @@ func encodeServerFrame(fr wsFrame) []byte {
 func (c *wireConn) filterFrame(fr *wsFrame) bool {
 	f := c.st.r.faults
 	if fr.opcode == 0xA { // pong
-		return !f.has(FaultWSNoPong)
+		return !f.has(faults.WSNoPong)
 	}
 	if fr.opcode != 1 && fr.opcode != 2 || len(fr.payload) == 0 {
 		return true
@@ -357,18 +358,18 @@ func (c *wireConn) filterFrame(fr *wsFrame) bool {
 	}
 	first := !c.seen[ch]
 	c.seen[ch] = true
-	if f.has(FaultWSNoReadyFrame) && len(c.seen) == 1 && first && len(fr.payload) == 1 {
+	if f.has(faults.WSNoReadyFrame) && len(c.seen) == 1 && first && len(fr.payload) == 1 {
 		return false
 	}
-	if f.has(FaultWSDropStatus) && ch == 3 && c.sess.kind != "portforward" {
+	if f.has(faults.WSDropStatus) && ch == 3 && c.sess.kind != "portforward" {
 		return false
 	}
-	if f.has(FaultWSRawBase64) && text {
+	if f.has(faults.WSRawBase64) && text {
 		if raw, err := base64.StdEncoding.DecodeString(string(fr.payload[1:])); err == nil {
 			fr.payload = append(fr.payload[:1:1], base64.RawStdEncoding.EncodeToString(raw)...)
 		}
 	}
-	if f.has(FaultWSBadPortPrefix) && c.sess.kind == "portforward" && first && !text && len(fr.payload) == 3 {
+	if f.has(faults.WSBadPortPrefix) && c.sess.kind == "portforward" && first && !text && len(fr.payload) == 3 {
 		fr.payload[1], fr.payload[2] = fr.payload[2], fr.payload[1]
 	}
 	return true
@@ -401,11 +402,11 @@ func (r *wsReader) inspect(fr wsFrame) {
 		return
 	}
 	p := fr.payload
-	if f.has(FaultWSCloseBeforeV5) && len(p) == 2 && p[0] == 255 && p[1] == 0 {
+	if f.has(faults.WSCloseBeforeV5) && len(p) == 2 && p[0] == 255 && p[1] == 0 {
 		r.wc.sess.injectStdinClose()
 		return
 	}
-	if f.has(FaultWSKillOnBadChannel) {
+	if f.has(faults.WSKillOnBadChannel) {
 		ch := p[0]
 		if fr.opcode == 1 {
 			ch -= '0'
@@ -549,11 +550,11 @@ func (w *spdyWatcher) run() {
 			continue
 		}
 		w.streams++
-		if f.has(FaultCrashOnManyStreams) && w.streams > 100 {
+		if f.has(faults.CrashOnManyStreams) && w.streams > 100 {
 			w.wc.st.crash("more than 100 streams on one connection")
 			return
 		}
-		if !f.has(FaultCrashOnBadStream) {
+		if !f.has(faults.CrashOnBadStream) {
 			continue
 		}
 		st := syn.Headers.Get("streamType")

@@ -270,7 +270,7 @@ other_runtimes_up() {
 		stat=$(cat "$d/stat" 2>/dev/null) || continue
 		stat=${stat##*) }
 		[[ ${stat:0:1} == Z ]] && continue
-		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
 		[[ $cmd == *"$W/"* ]] || return 0
 	done
 	return 1
@@ -309,7 +309,7 @@ pids_matching() {
 	for d in /proc/[0-9]*; do
 		pid=${d#/proc/}
 		[[ $skip == *" $pid "* ]] && continue
-		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
 		[[ $cmd == *"$1"* ]] && echo "$pid"
 	done
 	return 0

@@ -1,23 +1,20 @@
 // Package streaming is Gauntlet's CRI streaming conformance suite: every check
-// of the catalogue (docs/checks/streaming.md) as a value with an ID, the
-// optional features it needs, the reference-runtime faults that must make it
-// fail, and a body. Ginkgo specs are generated from the table (suite.go); the
-// proof tests run the same bodies against the reference runtime with faults.
+// of the catalogue (docs/checks/streaming.md) as a conformance.Check with an
+// ID, the optional features it needs, the reference-runtime faults that must
+// make it fail (named from package faults), and a body. The suite receives a
+// conformance.Target (a CRI endpoint plus critarget.Settings) and never
+// starts or inspects a runtime itself.
 package streaming
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"sort"
-	"strings"
-	"time"
-
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/conformance"
 )
 
-// Feature is an optional capability a target declares (--capabilities).
-type Feature string
+// Check is one streaming check.
+type Check = conformance.Check[*Env]
+
+// Feature is an optional capability a target declares (--features).
+type Feature = conformance.Feature
 
 // Optional features.
 const (
@@ -30,120 +27,30 @@ const (
 	FeatureTLS             Feature = "tls-streaming"       // stream URLs are https
 )
 
-// KnownFeatures lists every feature name with its meaning (for --help).
-var KnownFeatures = map[Feature]string{
-	FeatureV5:              "v5.channel.k8s.io is served (kubelet >= 1.36, conmon-rs)",
-	FeatureAuthorizeStream: "KEP-6051 AuthorizeStream hook with the Gauntlet deny contract",
-	FeatureNoAuthorize:     "the target runs without an AuthorizeStream hook (enables G7)",
-	FeatureProcessStats:    "the runtime's resource use is observable",
-	FeatureIdleTimeout:     "the stream idle timeout is stated with --stream-idle-timeout",
-	FeatureHostNetwork:     "host-network sandboxes can be created",
-	FeatureTLS:             "stream URLs are https",
+// Features lists every feature with its meaning.
+var Features = []conformance.FeatureInfo{
+	{Name: FeatureV5, Doc: "v5.channel.k8s.io is served (kubelet >= 1.36, conmon-rs)"},
+	{Name: FeatureAuthorizeStream, Doc: "KEP-6051 AuthorizeStream hook with the Gauntlet deny contract"},
+	{Name: FeatureNoAuthorize, Doc: "the target runs without an AuthorizeStream hook (enables G7)"},
+	{Name: FeatureProcessStats, Doc: "the runtime's resource use is observable"},
+	{Name: FeatureIdleTimeout, Doc: "the stream idle timeout is stated with --stream-idle-timeout"},
+	{Name: FeatureHostNetwork, Doc: "host-network sandboxes can be created"},
+	{Name: FeatureTLS, Doc: "stream URLs are https"},
 }
 
-// Check is one conformance check.
-type Check struct {
-	ID       string // catalogue ID, e.g. "C7"
-	Name     string
-	Labels   []string    // transport/protocol labels (spdy, websocket, v4, portforward, ...)
-	Features []Feature   // required optional features: skipped with the feature name when absent
-	Faults   []cri.Fault // reference-runtime faults that must make this check fail
-	Slow     bool
-	Timeout  time.Duration // default 30 s
-	Run      func(ctx context.Context, e *Env) error
-}
+// Shorthands the check bodies use.
+var (
+	Failf  = conformance.Failf
+	Skip   = conformance.Skip
+	IsSkip = conformance.IsSkip
+	note   = conformance.Note
+)
 
-// Category is the catalogue letter.
-func (c Check) Category() string { return c.ID[:1] }
+// register adds checks to the suite (from var initialisers).
+func register(cs ...Check) bool { return Suite.Register(cs...) }
 
-// Title is the spec name: "[C7] stdin half-close ...".
-func (c Check) Title() string { return fmt.Sprintf("[%s] %s", c.ID, c.Name) }
-
-func (c Check) timeout() time.Duration {
-	if c.Timeout > 0 {
-		return c.Timeout
-	}
-	return 30 * time.Second
-}
-
-// AllLabels adds the category, Slow and feature labels.
-func (c Check) AllLabels() []string {
-	l := append([]string{"cat:" + c.Category()}, c.Labels...)
-	for _, f := range c.Features {
-		l = append(l, "feature:"+string(f))
-	}
-	if c.Slow {
-		l = append(l, "Slow")
-	}
-	return l
-}
-
-// SkipError skips a check; Feature names the missing optional feature.
-type SkipError struct {
-	Feature Feature
-	Reason  string
-}
-
-func (s *SkipError) Error() string {
-	if s.Feature != "" {
-		return fmt.Sprintf("skipped: %s (feature %q)", s.Reason, s.Feature)
-	}
-	return "skipped: " + s.Reason
-}
-
-// Skip returns a SkipError.
-func Skip(feature Feature, format string, args ...any) error {
-	return &SkipError{Feature: feature, Reason: fmt.Sprintf(format, args...)}
-}
-
-// IsSkip reports whether err is a skip.
-func IsSkip(err error) (*SkipError, bool) {
-	var s *SkipError
-	ok := errors.As(err, &s)
-	return s, ok
-}
-
-// Failf builds a check failure.
-func Failf(format string, args ...any) error { return fmt.Errorf(format, args...) }
-
-var registry = map[string]Check{}
-
-// register adds checks; IDs must be unique.
-func register(cs ...Check) bool {
-	for _, c := range cs {
-		if _, dup := registry[c.ID]; dup {
-			panic("duplicate check ID " + c.ID)
-		}
-		if c.Run == nil || c.Name == "" {
-			panic("check " + c.ID + " has no body or name")
-		}
-		registry[c.ID] = c
-	}
-	return true
-}
-
-// Checks returns every check in catalogue order (A1, A2, ..., A10, B1, ...).
-func Checks() []Check {
-	out := make([]Check, 0, len(registry))
-	for _, c := range registry {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return lessID(out[i].ID, out[j].ID) })
-	return out
-}
-
-func lessID(a, b string) bool {
-	if a[0] != b[0] {
-		return a[0] < b[0]
-	}
-	var na, nb int
-	fmt.Sscan(a[1:], &na)
-	fmt.Sscan(b[1:], &nb)
-	return na < nb
-}
+// Checks returns every check in catalogue order.
+func Checks() []Check { return Suite.Checks() }
 
 // Lookup finds a check by ID.
-func Lookup(id string) (Check, bool) {
-	c, ok := registry[strings.ToUpper(id)]
-	return c, ok
-}
+func Lookup(id string) (Check, bool) { return Suite.Lookup(id) }

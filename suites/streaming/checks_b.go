@@ -8,23 +8,23 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 )
 
 var _ = register(
 	Check{ID: "B1", Name: "offering v5..v1 negotiates the best served version and echoes it", Labels: []string{"spdy", "handshake"},
-		Faults: []cri.Fault{cri.FaultSPDYDowngrade}, Run: checkB1},
+		Faults: []faults.Fault{faults.SPDYDowngrade}, Run: checkB1},
 	Check{ID: "B2", Name: "each of v1..v4 offered alone is accepted and echoed", Labels: []string{"spdy", "handshake"},
-		Faults: []cri.Fault{cri.FaultSPDYNoV2}, Run: checkB2},
+		Faults: []faults.Fault{faults.SPDYNoV2}, Run: checkB2},
 	Check{ID: "B3", Name: "only unknown versions: 403 listing the accepted versions", Labels: []string{"spdy", "handshake"},
-		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkB3},
+		Faults: []faults.Fault{faults.HandshakeAs500}, Run: checkB3},
 	Check{ID: "B4", Name: "no X-Stream-Protocol-Version header: 400", Labels: []string{"spdy", "handshake"},
-		Faults: []cri.Fault{cri.FaultSPDYDefaultVersion, cri.FaultHandshakeAs500}, Run: checkB4},
+		Faults: []faults.Fault{faults.SPDYDefaultVersion, faults.HandshakeAs500}, Run: checkB4},
 	Check{ID: "B5", Name: "a wrong Upgrade or missing Connection: Upgrade header: 400", Labels: []string{"spdy", "handshake"},
-		Faults: []cri.Fault{cri.FaultLenientUpgrade}, Run: checkB5},
+		Faults: []faults.Fault{faults.LenientUpgrade}, Run: checkB5},
 	Check{ID: "B6", Name: "port forward accepts portforward.k8s.io and refuses anything else with 403", Labels: []string{"spdy", "handshake", "portforward"},
-		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkB6},
+		Faults: []faults.Fault{faults.HandshakeAs500}, Run: checkB6},
 )
 
 var servedSPDY = []string{ProtoV4, ProtoV3, ProtoV2, ProtoV1}
@@ -48,7 +48,7 @@ func checkB1(ctx context.Context, e *Env) error {
 	if err != nil {
 		return err
 	}
-	e.Note("B1 negotiated", got)
+	note(ctx, "B1 negotiated", got)
 	if got != ProtoV4 {
 		return Failf("offering v5,v4,v3,v2,v1 negotiated %q, want %s (the best SPDY version runtimes serve)", got, ProtoV4)
 	}
@@ -60,7 +60,7 @@ func checkB2(ctx context.Context, e *Env) error {
 	for _, p := range servedSPDY {
 		got, err := upgradeAndClose(ctx, e, []string{p})
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, Failf("%s is not served: %w", p, err))
 			continue
 		}
 		if got != p {

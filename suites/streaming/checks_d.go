@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"github.com/gauntlet-conformance/gauntlet/internal/exitstatus"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 	"github.com/gauntlet-conformance/gauntlet/internal/termsize"
@@ -19,33 +19,33 @@ import (
 
 var _ = register(
 	Check{ID: "D1", Name: "each legacy subprotocol is upgraded (101) and echoed", Labels: []string{"websocket"},
-		Faults: []cri.Fault{cri.FaultWSWrongProtocol}, Run: checkD1},
+		Faults: []faults.Fault{faults.WSWrongProtocol}, Run: checkD1},
 	Check{ID: "D2", Name: "v5.channel.k8s.io alone: 101 where v5 is declared, otherwise 403 recorded", Labels: []string{"websocket", "v5"},
-		Faults: []cri.Fault{cri.FaultV5NotServed}, Run: checkD2},
+		Faults: []faults.Fault{faults.V5NotServed}, Run: checkD2},
 	Check{ID: "D3", Name: "an unsupported subprotocol is refused with 403, never upgraded", Labels: []string{"websocket", "handshake"},
-		Faults: []cri.Fault{cri.FaultWSAcceptAny}, Run: checkD3},
+		Faults: []faults.Fault{faults.WSAcceptAny}, Run: checkD3},
 	Check{ID: "D4", Name: "no subprotocol offered: the 101 carries no Sec-WebSocket-Protocol header", Labels: []string{"websocket", "handshake"},
-		Faults: []cri.Fault{cri.FaultWSEmptyProtocol}, Run: checkD4},
+		Faults: []faults.Fault{faults.WSEmptyProtocol}, Run: checkD4},
 	Check{ID: "D5", Name: "the first server frame is an empty ready frame on the lowest writable channel", Labels: []string{"websocket", "v4"},
-		Faults: []cri.Fault{cri.FaultWSNoReadyFrame}, Run: checkD5},
+		Faults: []faults.Fault{faults.WSNoReadyFrame}, Run: checkD5},
 	Check{ID: "D6", Name: "base64 variants use text frames with an ASCII channel digit and StdEncoding", Labels: []string{"websocket", "base64"},
-		Faults: []cri.Fault{cri.FaultWSRawBase64}, Run: checkD6},
+		Faults: []faults.Fault{faults.WSRawBase64}, Run: checkD6},
 	Check{ID: "D7", Name: "exit status: JSON Status on channel 3 for v4, plain text before", Labels: []string{"websocket", "v4"},
-		Faults: []cri.Fault{cri.FaultWrongExitCode, cri.FaultWSDropStatus}, Run: checkD7},
+		Faults: []faults.Fault{faults.WrongExitCode, faults.WSDropStatus}, Run: checkD7},
 	Check{ID: "D8", Name: "v4 ignores a [255, 0] frame: stdin keeps flowing", Labels: []string{"websocket", "v4", "stdin"},
-		Faults: []cri.Fault{cri.FaultWSCloseBeforeV5}, Run: checkD8},
+		Faults: []faults.Fault{faults.WSCloseBeforeV5}, Run: checkD8},
 	Check{ID: "D9", Name: "frames for an unknown channel are dropped and the connection stays up", Labels: []string{"websocket", "v4", "robustness"},
-		Faults: []cri.Fault{cri.FaultWSKillOnBadChannel}, Run: checkD9},
+		Faults: []faults.Fault{faults.WSKillOnBadChannel}, Run: checkD9},
 	Check{ID: "D10", Name: "a base64 frame with an invalid payload is dropped and the connection stays up", Labels: []string{"websocket", "base64", "robustness"},
-		Faults: []cri.Fault{cri.FaultWSKillOnBadChannel}, Run: checkD10},
+		Faults: []faults.Fault{faults.WSKillOnBadChannel}, Run: checkD10},
 	Check{ID: "D12", Name: "a malformed resize on channel 4 does not wedge stdin", Labels: []string{"websocket", "v4", "tty"},
-		Faults: []cri.Fault{cri.FaultWedgeOnBadResize}, Run: checkD12},
+		Faults: []faults.Fault{faults.WedgeOnBadResize}, Run: checkD12},
 	Check{ID: "D13", Name: "POST with upgrade headers is 405/400; a wrong Sec-WebSocket-Version is 400", Labels: []string{"websocket", "handshake"},
-		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkD13},
+		Faults: []faults.Fault{faults.HandshakeAs500}, Run: checkD13},
 	Check{ID: "D14", Name: "a ping while idle gets a pong", Labels: []string{"websocket"},
-		Faults: []cri.Fault{cri.FaultWSNoPong}, Run: checkD14},
+		Faults: []faults.Fault{faults.WSNoPong}, Run: checkD14},
 	Check{ID: "D15", Name: "stdin=false output in bursts arrives untruncated", Labels: []string{"websocket", "v4"},
-		Faults: []cri.Fault{cri.FaultTruncateOutput}, Run: checkD15},
+		Faults: []faults.Fault{faults.TruncateOutput}, Run: checkD15},
 )
 
 var legacyWS = []string{ProtoV1, WSBase64, WSV4Binary, WSV4Base64}
@@ -82,11 +82,11 @@ func checkD2(ctx context.Context, e *Env) error {
 		if resp == nil || resp.StatusCode != http.StatusForbidden {
 			return Failf("v5.channel.k8s.io: %v, want 403 when v5 is not served", err)
 		}
-		e.Note("D2", "v5 not served (403)")
+		note(ctx, "D2", "v5 not served (403)")
 		return nil
 	}
 	if err != nil {
-		return wsHandshakeError(resp, err)
+		return Failf("v5 is declared: %w", wsHandshakeError(resp, err))
 	}
 	defer s.Conn.Close()
 	if s.Protocol != ProtoV5 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"github.com/gauntlet-conformance/gauntlet/internal/exitstatus"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 	"github.com/gauntlet-conformance/gauntlet/internal/wsframe"
@@ -20,36 +20,36 @@ import (
 
 var _ = register(
 	Check{ID: "E1", Name: "v5: stdin then [255,0]: EOF reaches the process, output and status arrive, close 1000", Labels: []string{"websocket", "v5", "stdin"},
-		Features: []Feature{FeatureV5}, Faults: []cri.Fault{cri.FaultIgnoreStdinEOF}, Run: checkE1},
+		Features: []Feature{FeatureV5}, Faults: []faults.Fault{faults.IgnoreStdinEOF}, Run: checkE1},
 	Check{ID: "E3", Name: "v5: exit 0 carries a Success status on channel 3", Labels: []string{"websocket", "v5"},
-		Features: []Feature{FeatureV5}, Faults: []cri.Fault{cri.FaultWSDropStatus}, Run: checkE3},
+		Features: []Feature{FeatureV5}, Faults: []faults.Fault{faults.WSDropStatus}, Run: checkE3},
 	Check{ID: "E4", Name: "v5: all output precedes the status", Labels: []string{"websocket", "v5"},
-		Features: []Feature{FeatureV5}, Faults: []cri.Fault{cri.FaultTruncateOutput}, Run: checkE4},
+		Features: []Feature{FeatureV5}, Faults: []faults.Fault{faults.TruncateOutput}, Run: checkE4},
 	Check{ID: "E5", Name: "v5: a resize with lowercase keys is applied", Labels: []string{"websocket", "v5", "tty"},
-		Features: []Feature{FeatureV5}, Faults: []cri.Fault{cri.FaultIgnoreResize}, Run: checkE5},
+		Features: []Feature{FeatureV5}, Faults: []faults.Fault{faults.IgnoreResize}, Run: checkE5},
 
 	Check{ID: "F1", Name: "SPDY: an error+data pair echoes bytes and the error stream stays empty", Labels: []string{"spdy", "portforward"},
-		Faults: []cri.Fault{cri.FaultPortIgnored}, Run: checkF1},
+		Faults: []faults.Fault{faults.PortIgnored}, Run: checkF1},
 	Check{ID: "F2", Name: "a closed port: error text on the error stream, the connection stays usable", Labels: []string{"spdy", "portforward"},
-		Faults: []cri.Fault{cri.FaultPFSilentRefuse}, Run: checkF2},
+		Faults: []faults.Fault{faults.PFSilentRefuse}, Run: checkF2},
 	Check{ID: "F4", Name: "a missing/0/65536/non-numeric port header: stream refused, connection alive", Labels: []string{"spdy", "portforward", "robustness"},
-		Faults: []cri.Fault{cri.FaultCrashOnBadStream}, Run: checkF4},
+		Faults: []faults.Fault{faults.CrashOnBadStream}, Run: checkF4},
 	Check{ID: "F5", Name: "a missing or unknown streamType: stream refused, connection alive", Labels: []string{"spdy", "portforward", "robustness"},
-		Faults: []cri.Fault{cri.FaultCrashOnBadStream}, Run: checkF5},
-	Check{ID: "F6", Name: "only the error stream of a pair: 'timed out waiting for streams' after the creation timeout", Labels: []string{"spdy", "portforward"},
-		Faults: []cri.Fault{cri.FaultLongCreationTimeout}, Timeout: 90 * time.Second, Run: checkF6},
+		Faults: []faults.Fault{faults.CrashOnBadStream}, Run: checkF5},
+	Check{ID: "F6", Name: "only the error stream of a pair: 'timed out waiting for streams' after the creation timeout", Labels: []string{"spdy", "portforward"}, Slow: true,
+		Faults: []faults.Fault{faults.LongCreationTimeout}, Timeout: 90 * time.Second, Run: checkF6},
 	Check{ID: "F7", Name: "a duplicate data stream for one requestID is rejected without a crash", Labels: []string{"spdy", "portforward", "robustness"},
-		Faults: []cri.Fault{cri.FaultCrashOnBadStream}, Run: checkF7},
+		Faults: []faults.Fault{faults.CrashOnBadStream}, Run: checkF7},
 	Check{ID: "F8", Name: "a port not listed in the PortForwardRequest is refused", Labels: []string{"spdy", "portforward", "security"},
-		Faults: []cri.Fault{cri.FaultPFAnyPort}, Run: checkF8},
+		Faults: []faults.Fault{faults.PFAnyPort}, Run: checkF8},
 	Check{ID: "F9", Name: "WebSocket: channels 0..3 for two ports, each starting with the little-endian port", Labels: []string{"websocket", "portforward"},
-		Faults: []cri.Fault{cri.FaultWSBadPortPrefix}, Run: checkF9},
+		Faults: []faults.Fault{faults.WSBadPortPrefix}, Run: checkF9},
 	Check{ID: "F11", Name: "SPDY/3.1+portforward.k8s.io tunnelling is refused with 403 by a runtime", Labels: []string{"websocket", "portforward", "handshake"},
-		Faults: []cri.Fault{cri.FaultHandshakeAs500}, Run: checkF11},
+		Faults: []faults.Fault{faults.HandshakeAs500}, Run: checkF11},
 	Check{ID: "F12", Name: "a request reset by the server does not disturb other forwarded connections", Labels: []string{"spdy", "portforward"},
-		Faults: []cri.Fault{cri.FaultPFResetKillsConn}, Run: checkF12},
+		Faults: []faults.Fault{faults.PFResetKillsConn}, Run: checkF12},
 	Check{ID: "F13", Name: "port forward into a host-network sandbox works", Labels: []string{"spdy", "portforward", "hostnetwork"},
-		Features: []Feature{FeatureHostNetwork}, Faults: []cri.Fault{cri.FaultHostNetPF}, Run: checkF13},
+		Features: []Feature{FeatureHostNetwork}, Faults: []faults.Fault{faults.HostNetPF}, Run: checkF13},
 )
 
 func checkE1(ctx context.Context, e *Env) error {
@@ -67,7 +67,7 @@ func checkE1(ctx context.Context, e *Env) error {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := s.Wait(wctx); err != nil {
-		return fmt.Errorf("after [255,0]: %w", err)
+		return Failf("after [255,0]: %w", err)
 	}
 	var errs []error
 	if got := string(s.Channel(wsframe.Stdout)); got != "abc" {
@@ -170,7 +170,7 @@ func checkF2(ctx context.Context, e *Env) error {
 	if len(res.Error) == 0 || len(res.Data) != 0 {
 		return Failf("closed port %d: error stream %q, data %q; want an error and no data", ClosedPort, trunc(res.Error), trunc(res.Data))
 	}
-	e.Note("F2 error text", string(res.Error))
+	note(ctx, "F2 error text", string(res.Error))
 	res, err = pf.Exchange(ctx, "2", port(EchoPort), []byte("after\n"), true)
 	if err != nil {
 		return fmt.Errorf("the connection is unusable after a refused port: %w", err)
@@ -216,7 +216,7 @@ func checkBadHeaders(ctx context.Context, e *Env, variants map[string]http.Heade
 	}
 	res, err := pf.Exchange(ctx, "ok", port(EchoPort), []byte("alive\n"), true)
 	if err != nil {
-		return fmt.Errorf("the connection did not survive malformed stream headers: %w", err)
+		return Failf("the connection did not survive malformed stream headers: %w", err)
 	}
 	if string(res.Data) != "alive\n" {
 		return Failf("after malformed stream headers, echo returned %q (error %q)", res.Data, res.Error)
@@ -266,7 +266,7 @@ func checkF6(ctx context.Context, e *Env) error {
 	var buf lockedBuffer
 	done := make(chan struct{})
 	go func() { buf.fill(errS, nil); close(done) }()
-	limit := e.Cfg.StreamCreationTimeout + 10*time.Second
+	limit := e.pairingBound()
 	select {
 	case <-done:
 	case <-time.After(limit):
@@ -295,7 +295,7 @@ func checkF7(ctx context.Context, e *Env) error {
 	refused(pf, pfHeader(spdyconn.StreamData, port(EchoPort), "dup"), 2*time.Second)
 	res, err := pf.Exchange(ctx, "after-dup", port(EchoPort), []byte("alive\n"), true)
 	if err != nil {
-		return fmt.Errorf("connection unusable after a duplicate data stream: %w", err)
+		return Failf("connection unusable after a duplicate data stream: %w", err)
 	}
 	if string(res.Data) != "alive\n" {
 		return Failf("after a duplicate data stream, echo returned %q", res.Data)
@@ -377,13 +377,13 @@ func checkF11(ctx context.Context, e *Env) error {
 	s, resp, err := DialWS(ctx, u, []string{"SPDY/3.1+portforward.k8s.io"}, nil)
 	if err == nil {
 		s.Conn.Close()
-		e.Note("F11", "SPDY/3.1+portforward.k8s.io upgraded: the target tunnels port-forward")
+		note(ctx, "F11", "SPDY/3.1+portforward.k8s.io upgraded: the target tunnels port-forward")
 		return nil
 	}
 	if resp == nil || resp.StatusCode != http.StatusForbidden {
 		return Failf("SPDY/3.1+portforward.k8s.io: %v, want 403 (or an upgrade from a tunnelling target)", wsHandshakeError(resp, err))
 	}
-	e.Note("F11", "SPDY/3.1+portforward.k8s.io refused with 403")
+	note(ctx, "F11", "SPDY/3.1+portforward.k8s.io refused with 403")
 	return nil
 }
 
@@ -404,10 +404,10 @@ func checkF12(ctx context.Context, e *Env) error {
 		return err
 	}
 	if _, err := pf.Exchange(ctx, "reset", port(ClosedPort), []byte("x"), true); err != nil {
-		return err
+		return Failf("the connection broke while one request on it was refused: %w", err)
 	}
 	if _, err := dataS.Write([]byte("second\n")); err != nil {
-		return fmt.Errorf("the other forwarded connection broke when one request was reset: %w", err)
+		return Failf("the other forwarded connection broke when one request was reset: %w", err)
 	}
 	dataS.Close()
 	deadline := time.Now().Add(5 * time.Second)

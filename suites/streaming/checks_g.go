@@ -8,18 +8,19 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/faults"
+	"github.com/gauntlet-conformance/gauntlet/internal/critarget"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 )
 
 var _ = register(
 	Check{ID: "G1", Name: "the stream server listens on loopback", Labels: []string{"security"},
-		Faults: []cri.Fault{cri.FaultListenAll}, Run: checkG1},
+		Faults: []faults.Fault{faults.ListenAll}, Run: checkG1},
 	Check{ID: "G6", Name: "AuthorizeStream: a denied stream gets 403 before any side effect and burns the token", Labels: []string{"security", "authorize-stream"},
 		Features: []Feature{FeatureAuthorizeStream},
-		Faults:   []cri.Fault{cri.FaultAuthzAfterStart, cri.FaultAuthzDenyAs401, cri.FaultAuthzKeepsToken, cri.FaultAuthzNoBody}, Run: checkG6},
+		Faults:   []faults.Fault{faults.AuthzAfterStart, faults.AuthzDenyAs401, faults.AuthzKeepsToken, faults.AuthzNoBody}, Run: checkG6},
 	Check{ID: "G7", Name: "without an AuthorizeStream hook, streams behave as before", Labels: []string{"security", "authorize-stream"},
-		Features: []Feature{FeatureNoAuthorize}, Faults: []cri.Fault{cri.FaultAuthzWithoutHook}, Run: checkG7},
+		Features: []Feature{FeatureNoAuthorize}, Faults: []faults.Fault{faults.AuthzWithoutHook}, Run: checkG7},
 )
 
 func checkG1(ctx context.Context, e *Env) error {
@@ -29,7 +30,7 @@ func checkG1(ctx context.Context, e *Env) error {
 	}
 	defer release()
 	host := pu.Hostname()
-	e.Note("G1 stream host", host)
+	note(ctx, "G1 stream host", host)
 	if host == "localhost" {
 		return nil
 	}
@@ -41,7 +42,7 @@ func checkG1(ctx context.Context, e *Env) error {
 }
 
 // denyMarker and denyPort are the AuthorizeStream contract (docs/authorize-stream.md).
-const denyMarker = cri.DenyMarker
+const denyMarker = critarget.DenyMarker
 
 func checkG6(ctx context.Context, e *Env) error {
 	marker := "sleep 31337"
@@ -62,7 +63,7 @@ func checkG6(ctx context.Context, e *Env) error {
 	case strings.Contains(body, "unable to negotiate protocol") || len(he.Header.Values(spdyconn.HeaderAcceptedProtocols)) > 0:
 		errs = append(errs, Failf("the denial looks like a protocol refusal (B3): body %q, accepted versions %v", body, he.Header.Values(spdyconn.HeaderAcceptedProtocols)))
 	}
-	e.Note("G6 denial", body)
+	note(ctx, "G6 denial", body)
 	if line, err := findProc(ctx, e, marker); err != nil {
 		return err
 	} else if line != "" {
@@ -72,12 +73,12 @@ func checkG6(ctx context.Context, e *Env) error {
 	if _, err := expectStatus(ctx, u, http.StatusNotFound, e.spdyOptions()); err != nil {
 		errs = append(errs, fmt.Errorf("the denied token was not burnt: %w", err))
 	}
-	pu, err := e.PortForwardURL(ctx, "", cri.DenyPort)
+	pu, err := e.PortForwardURL(ctx, "", critarget.DenyPort)
 	if err != nil {
 		return err
 	}
 	if _, err := expectStatus(ctx, pu, http.StatusForbidden, spdyconn.Options{}, ProtoPF); err != nil {
-		errs = append(errs, fmt.Errorf("port-forward to denied port %d: %w", cri.DenyPort, err))
+		errs = append(errs, fmt.Errorf("port-forward to denied port %d: %w", critarget.DenyPort, err))
 	}
 	if err := healthy(ctx, e); err != nil {
 		errs = append(errs, fmt.Errorf("an allowed exec after denials: %w", err))
@@ -88,18 +89,18 @@ func checkG6(ctx context.Context, e *Env) error {
 func checkG7(ctx context.Context, e *Env) error {
 	r, err := e.RunSPDY(ctx, Out(Sh("echo allowed; : "+denyMarker)...), nil)
 	if err != nil {
-		return fmt.Errorf("an exec the deny contract names, with no hook configured: %w", err)
+		return Failf("an exec the deny contract names, with no hook configured: %w", err)
 	}
 	if string(r.Stdout) != "allowed\n" {
 		return Failf("with no hook, the exec printed %q", r.Stdout)
 	}
-	pu, err := e.PortForwardURL(ctx, "", cri.DenyPort)
+	pu, err := e.PortForwardURL(ctx, "", critarget.DenyPort)
 	if err != nil {
 		return err
 	}
 	c, err := spdyconn.Dial(ctx, pu, []string{ProtoPF}, e.spdyOptions())
 	if err != nil {
-		return fmt.Errorf("with no hook, port-forward to port %d was refused: %w", cri.DenyPort, err)
+		return Failf("with no hook, port-forward to port %d was refused: %w", critarget.DenyPort, err)
 	}
 	c.Close()
 	return nil

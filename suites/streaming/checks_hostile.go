@@ -33,7 +33,8 @@ import (
 
 	"github.com/moby/spdystream/spdy"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/conformance"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyraw"
 )
@@ -72,19 +73,28 @@ const (
 )
 
 var _ = register(
-	Check{ID: "G3", Name: "SPDY frame bombs and malformed frames: the connection or stream is closed, the runtime survives with bounded memory",
-		Labels: []string{"spdy", "security", "robustness", "hostile"}, Faults: []cri.Fault{cri.FaultSPDYBombVulnerable},
+	Check{ID: "G3", Serial: true, Name: "SPDY frame bombs and malformed frames: the connection or stream is closed, the runtime survives with bounded memory",
+		Labels: []string{"spdy", "security", "robustness", "hostile"}, Faults: []faults.Fault{faults.SPDYBombVulnerable}, Cases: caseSlugs(g3Cases, func(c spdyFrameCase) string { return c.name }),
 		Timeout: 90 * time.Second, Run: checkG3},
-	Check{ID: "G4", Name: "a SPDY control frame claiming 16 MiB closes the connection",
-		Labels: []string{"spdy", "security", "robustness", "hostile"}, Faults: []cri.Fault{cri.FaultSPDYOversizeHeld},
+	Check{ID: "G4", Serial: true, Name: "a SPDY control frame claiming 16 MiB closes the connection",
+		Labels: []string{"spdy", "security", "robustness", "hostile"}, Faults: []faults.Fault{faults.SPDYOversizeHeld}, Cases: caseSlugs(g4Cases, func(c g4Case) string { return c.name }),
 		Timeout: 60 * time.Second, Run: checkG4},
 	Check{ID: "G5", Name: "slow request headers (slowloris) are timed out; the bound is reported",
-		Labels: []string{"security", "robustness", "handshake"}, Faults: []cri.Fault{cri.FaultNoHeaderTimeout},
+		Labels: []string{"security", "robustness", "handshake"}, Faults: []faults.Fault{faults.NoHeaderTimeout},
 		Slow: true, Timeout: slowlorisBound + 30*time.Second, Run: checkG5},
-	Check{ID: "D11", Name: "a WebSocket frame over the server's limit (32 MiB) closes the connection without memory blow-up",
-		Labels: []string{"websocket", "security", "robustness", "hostile"}, Faults: []cri.Fault{cri.FaultWSUnboundedFrames},
+	Check{ID: "D11", Serial: true, Name: "a WebSocket frame over the server's limit (32 MiB) closes the connection without memory blow-up",
+		Labels: []string{"websocket", "security", "robustness", "hostile"}, Faults: []faults.Fault{faults.WSUnboundedFrames},
 		Timeout: 60 * time.Second, Run: checkD11},
 )
+
+// slowlorisBound is the target's stated header timeout plus slack, or the
+// generous default when it states none.
+func (e *Env) slowlorisBound() time.Duration {
+	if e.Cfg.HeaderTimeout > 0 && e.Cfg.HeaderTimeout+5*time.Second < slowlorisBound {
+		return e.Cfg.HeaderTimeout + 5*time.Second
+	}
+	return slowlorisBound
+}
 
 func hostileEnvDuration(name string, def time.Duration) time.Duration {
 	if v := os.Getenv(name); v != "" {
@@ -394,21 +404,60 @@ func checkG3(ctx context.Context, e *Env) error {
 // repeat it).
 func runSPDYFrameCases(ctx context.Context, e *Env, id string, cases []spdyFrameCase) error {
 	before := hostileBaseline(ctx, e)
-	var errs []error
+	failed := false
 	for _, c := range cases {
-		reaction, err := sendSPDYFrameCase(ctx, e, c)
-		e.Note(id+" "+c.name, reaction)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
-		}
-		if err := healthy(ctx, e); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("after %s: %w", c.name, err))...)
+		err := conformance.Case(ctx, caseSlug(c.name), func(ctx context.Context) error {
+			reaction, err := sendSPDYFrameCase(ctx, e, c)
+			note(ctx, id+" "+c.name, reaction)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			if err := healthy(ctx, e); err != nil {
+				return fmt.Errorf("after %s: %w", c.name, err)
+			}
+			return nil
+		})
+		switch {
+		case conformance.IsFailure(err):
+			failed = true
+		case err != nil && failed:
+			// An earlier case took the runtime down; this one could not
+			// even start. The failure above is the verdict.
+			return nil
+		case err != nil:
+			return err
 		}
 	}
-	if err := hostileGrowth(ctx, e, id, before); err != nil {
-		errs = append(errs, err)
+	conformance.Case(ctx, "resource-growth", func(ctx context.Context) error { return hostileGrowth(ctx, e, id, before) })
+	return nil
+}
+
+// caseSlug turns a sub-case's description into the short name reports and
+// expectations files use ("G3/settings-claiming-2-32-1-entries").
+func caseSlug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+		if b.Len() >= 48 {
+			break
+		}
 	}
-	return errors.Join(errs...)
+	return strings.TrimRight(b.String(), "-")
+}
+
+func caseSlugs[T any](cases []T, name func(T) string) []string {
+	out := make([]string, 0, len(cases)+1)
+	for _, c := range cases {
+		out = append(out, caseSlug(name(c)))
+	}
+	return append(out, "resource-growth")
 }
 
 func sendSPDYFrameCase(ctx context.Context, e *Env, c spdyFrameCase) (string, error) {
@@ -454,11 +503,13 @@ func sendSPDYFrameCase(ctx context.Context, e *Env, c spdyFrameCase) (string, er
 // 4 GiB to a parser that ignores the flags byte). mustClose marks frames no
 // server can accept; for a SYN_STREAM the server may start parsing, so only
 // bounded memory and survival are required and the reaction is reported.
-var g4Cases = []struct {
+type g4Case struct {
 	name      string
 	frame     []byte
 	mustClose bool
-}{
+}
+
+var g4Cases = []g4Case{
 	{"control frame of unknown type 0x7f claiming 16 MiB", spdyraw.Control(0x7f, 0, nil, 0xffffff), true},
 	{"WINDOW_UPDATE claiming 16 MiB with every flag set (0xffffffff as a 32-bit length)", spdyraw.Control(spdy.TypeWindowUpdate, 0xff, nil, 0xffffff), true},
 	{"SYN_STREAM claiming 16 MiB of zero bytes", spdyraw.Control(spdy.TypeSynStream, 0, nil, 0xffffff), false},
@@ -466,21 +517,24 @@ var g4Cases = []struct {
 
 func checkG4(ctx context.Context, e *Env) error {
 	before := hostileBaseline(ctx, e)
-	var errs []error
 	for _, c := range g4Cases {
-		reaction, err := sendGiantControl(ctx, e, c.frame, c.mustClose)
-		e.Note("G4 "+c.name, reaction)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
-		}
-		if err := healthy(ctx, e); err != nil {
-			return errors.Join(append(errs, fmt.Errorf("after %s: %w", c.name, err))...)
+		err := conformance.Case(ctx, caseSlug(c.name), func(ctx context.Context) error {
+			reaction, err := sendGiantControl(ctx, e, c.frame, c.mustClose)
+			note(ctx, "G4 "+c.name, reaction)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			if err := healthy(ctx, e); err != nil {
+				return fmt.Errorf("after %s: %w", c.name, err)
+			}
+			return nil
+		})
+		if err != nil && !conformance.IsFailure(err) {
+			return err
 		}
 	}
-	if err := hostileGrowth(ctx, e, "G4", before); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	conformance.Case(ctx, "resource-growth", func(ctx context.Context) error { return hostileGrowth(ctx, e, "G4", before) })
+	return nil
 }
 
 // sendGiantControl sends the frame header and then as much of the claimed
@@ -572,7 +626,8 @@ func checkG5(ctx context.Context, e *Env) error {
 	}()
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n%s: %s\r\nX-Gauntlet-Slowloris: ",
 		pu.RequestURI(), pu.Host, spdyconn.HeaderProtocolVersion, ProtoV4)
-	deadline := time.NewTimer(slowlorisBound)
+	bound := e.slowlorisBound()
+	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
 	tick := time.NewTicker(slowlorisInterval)
 	defer tick.Stop()
@@ -585,17 +640,17 @@ func checkG5(ctx context.Context, e *Env) error {
 		conn.SetWriteDeadline(time.Now().Add(streamStep))
 		if _, err := conn.Write([]byte{b}); err != nil {
 			d := time.Since(start)
-			e.Note("G5 slowloris bound", fmt.Sprintf("write failed after %s and %d bytes: %v", d.Round(100*time.Millisecond), sent, err))
+			note(ctx, "G5 slowloris bound", fmt.Sprintf("write failed after %s and %d bytes: %v", d.Round(100*time.Millisecond), sent, err))
 			return healthy(ctx, e)
 		}
 		sent++
 		select {
 		case got := <-ended:
 			d := time.Since(start)
-			e.Note("G5 slowloris bound", fmt.Sprintf("the server ended the connection after %s and %d header bytes; it sent %s", d.Round(100*time.Millisecond), sent, got))
+			note(ctx, "G5 slowloris bound", fmt.Sprintf("the server ended the connection after %s and %d header bytes; it sent %s", d.Round(100*time.Millisecond), sent, got))
 			return healthy(ctx, e)
 		case <-deadline.C:
-			return Failf("the server kept a connection whose request headers trickle in (one byte per %s) for %s (%d bytes, head never completed); set a header read timeout (http.Server.ReadHeaderTimeout) on the stream server", slowlorisInterval, slowlorisBound, sent)
+			return Failf("the server kept a connection whose request headers trickle in (one byte per %s) for %s (%d bytes, head never completed); set a header read timeout (http.Server.ReadHeaderTimeout) on the stream server", slowlorisInterval, bound, sent)
 		case <-ctx.Done():
 			return fmt.Errorf("slowloris: %w after %s", ctx.Err(), time.Since(start).Round(time.Second))
 		case <-tick.C:
@@ -630,7 +685,7 @@ func checkD11(ctx context.Context, e *Env) error {
 		errs = append(errs, Failf("a %d-byte frame: %s (%d payload bytes accepted, write error %v); the server must close the connection instead of reading the frame into memory",
 			size, p.reaction(start), sent, werr))
 	}
-	e.Note("D11 oversized frame", fmt.Sprintf("%s (%d of %d payload bytes accepted)", p.reaction(start), sent, size))
+	note(ctx, "D11 oversized frame", fmt.Sprintf("%s (%d of %d payload bytes accepted)", p.reaction(start), sent, size))
 	p.stop()
 	if err := healthy(ctx, e); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -648,7 +703,7 @@ func checkD11(ctx context.Context, e *Env) error {
 // the baseline already holds what any exec costs on a freshly started daemon
 // (the test pod's shim connections, fifos, threads); otherwise that one-time
 // cost reads as growth caused by the hostile input.
-func hostileBaseline(ctx context.Context, e *Env) *Stats {
+func hostileBaseline(ctx context.Context, e *Env) *conformance.Usage {
 	if !e.Has(FeatureProcessStats) {
 		return nil
 	}
@@ -667,9 +722,9 @@ const hostileSettle = 10 * time.Second
 
 // hostileGrowth fails when the runtime kept memory (or goroutines, fds,
 // threads) after hostile input, once hostileSettle has passed.
-func hostileGrowth(ctx context.Context, e *Env, id string, before *Stats) error {
+func hostileGrowth(ctx context.Context, e *Env, id string, before *conformance.Usage) error {
 	if before == nil {
-		e.Note(id+" resource use", "not observable (pass --runtime-pid); survival checked only")
+		note(ctx, id+" resource use", "not observable (pass --runtime-pid); survival checked only")
 		return nil
 	}
 	settle := time.Now().Add(hostileSettle)
@@ -680,7 +735,7 @@ func hostileGrowth(ctx context.Context, e *Env, id string, before *Stats) error 
 		}
 		bad := growth(*before, after)
 		if len(bad) == 0 || time.Now().After(settle) {
-			e.Note(id+" resource use", fmt.Sprintf("before %+v, after %+v", *before, after))
+			note(ctx, id+" resource use", fmt.Sprintf("before %+v, after %+v", *before, after))
 			if len(bad) > 0 {
 				return Failf("the runtime grew after hostile input (still %s after it): %s", hostileSettle, strings.Join(bad, ", "))
 			}
@@ -695,7 +750,7 @@ func hostileGrowth(ctx context.Context, e *Env, id string, before *Stats) error 
 }
 
 // growth lists what grew past its bound between two samples.
-func growth(before, after Stats) []string {
+func growth(before, after conformance.Usage) []string {
 	var bad []string
 	if d := after.LeakedBytes - before.LeakedBytes; d > 0 {
 		bad = append(bad, fmt.Sprintf("retained memory +%d bytes", d))

@@ -15,18 +15,18 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/faults"
 )
 
 var _ = register(
 	Check{ID: "E2", Name: "v5: a malformed close signal ([255], [255,0,0], [255,9]) terminates the connection, never a hang", Labels: []string{"websocket", "v5", "robustness"},
-		Features: []Feature{FeatureV5}, Faults: []cri.Fault{cri.FaultV5IgnoreBadClose}, Run: checkE2},
+		Features: []Feature{FeatureV5}, Faults: []faults.Fault{faults.V5IgnoreBadClose}, Run: checkE2},
 	Check{ID: "F3", Name: "200 concurrent port-forward requestIDs, some failing: every one is answered and the runtime survives", Labels: []string{"spdy", "portforward", "robustness"},
-		Faults: []cri.Fault{cri.FaultCrashOnManyStreams, cri.FaultPFSilentRefuse}, Timeout: 90 * time.Second, Run: checkF3},
+		Faults: []faults.Fault{faults.CrashOnManyStreams, faults.PFSilentRefuse}, Timeout: 90 * time.Second, Run: checkF3},
 	Check{ID: "G2", Name: "an https stream URL presents a certificate that verifies for its host", Labels: []string{"security", "tls"},
-		Features: []Feature{FeatureTLS}, Faults: []cri.Fault{cri.FaultTLSSelfSigned, cri.FaultTLSWrongHost}, Run: checkG2},
+		Features: []Feature{FeatureTLS}, Faults: []faults.Fault{faults.TLSSelfSigned, faults.TLSWrongHost}, Run: checkG2},
 	Check{ID: "F10", Name: "WebSocket port forward with no ports: an immediate normal close", Labels: []string{"websocket", "portforward"},
-		Faults: []cri.Fault{cri.FaultWSPFNoPortsOpen}, Run: checkF10},
+		Faults: []faults.Fault{faults.WSPFNoPortsOpen}, Run: checkF10},
 )
 
 // checkE2 sends each malformed close signal on its own v5 session running
@@ -53,7 +53,7 @@ func checkE2(ctx context.Context, e *Env) error {
 			errs = append(errs, Failf("%v: the connection was still open 5s later (a malformed close signal must terminate it)", sig))
 			continue
 		}
-		e.Note("E2 "+fmt.Sprint(sig), fmt.Sprintf("connection ended, close code %d", code))
+		note(ctx, "E2 "+fmt.Sprint(sig), fmt.Sprintf("connection ended, close code %d", code))
 	}
 	return errors.Join(errs...)
 }
@@ -120,7 +120,7 @@ func checkF3(ctx context.Context, e *Env) error {
 			openSilent++
 		}
 	}
-	e.Note("F3", fmt.Sprintf("open port: %d echoed, %d refused with error text, %d closed without data (listener overload); closed port: %d refused with error text; %d wrong",
+	note(ctx, "F3", fmt.Sprintf("open port: %d echoed, %d refused with error text, %d closed without data (listener overload); closed port: %d refused with error text; %d wrong",
 		echoed, openRefused, openSilent, refusedN, nbad))
 	if err := e.healthy(ctx); err != nil {
 		return Failf("after 200 concurrent port-forward requests the runtime is unhealthy: %v", err)
@@ -205,7 +205,7 @@ func checkG2(ctx context.Context, e *Env) error {
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if len(e.streamCA) > 0 && !roots.AppendCertsFromPEM(e.streamCA) {
+	if len(e.Cfg.StreamCA) > 0 && !roots.AppendCertsFromPEM(e.Cfg.StreamCA) {
 		return fmt.Errorf("--stream-ca-file holds no PEM certificate")
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -214,7 +214,7 @@ func checkG2(ctx context.Context, e *Env) error {
 	conn, verr := d.DialContext(dctx, "tcp", u.Host)
 	if verr == nil {
 		conn.Close()
-		e.Note("G2", "certificate verifies for "+u.Hostname())
+		note(ctx, "G2", "certificate verifies for "+u.Hostname())
 		return nil
 	}
 	// Look at what was presented, without verifying, for the report.

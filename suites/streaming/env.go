@@ -8,15 +8,15 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/conformance"
 	"github.com/gauntlet-conformance/gauntlet/internal/cricli"
+	"github.com/gauntlet-conformance/gauntlet/internal/critarget"
 	"github.com/gauntlet-conformance/gauntlet/internal/spdyconn"
 )
 
@@ -31,24 +31,6 @@ const (
 	ClosedPort   int32 = 7779
 	HostEchoPort int32 = 37777 // host-network sandbox
 )
-
-// Config is what a run is pointed at.
-type Config struct {
-	RuntimeEndpoint       string
-	ImageEndpoint         string
-	TestImagesFile        string
-	Capabilities          []Feature
-	StreamCreationTimeout time.Duration // the runtime's; 30 s in containerd and CRI-O
-	StreamIdleTimeout     time.Duration // the runtime's, when stated (feature idle-timeout)
-	TokenTTL              time.Duration // the runtime's token lifetime; 1 min in the library
-	RuntimePID            int           // enables process-stats from /proc
-	ConnectTimeout        time.Duration
-	// StreamCAFile is a PEM bundle the stream server's certificate must
-	// verify against, in addition to the system roots (G2, https streams).
-	StreamCAFile string
-	// FakeOptions override the embedded reference runtime's options (tests).
-	FakeOptions *cri.Options
-}
 
 // TestImages is critest's --test-images-file format (keys we use).
 type TestImages struct {
@@ -75,45 +57,20 @@ func LoadTestImages(path string) (TestImages, error) {
 	return ti, nil
 }
 
-// ParseCapabilities parses "v5,authorize-stream".
-func ParseCapabilities(s string) ([]Feature, error) {
-	var out []Feature
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if _, ok := KnownFeatures[Feature(f)]; !ok {
-			known := make([]string, 0, len(KnownFeatures))
-			for k := range KnownFeatures {
-				known = append(known, string(k))
-			}
-			return nil, fmt.Errorf("unknown capability %q (known: %s)", f, strings.Join(known, ", "))
-		}
-		out = append(out, Feature(f))
-	}
-	return out, nil
-}
-
 // Env is the target a run talks to, plus its fixtures.
 type Env struct {
-	Cfg      Config
+	Target   conformance.Target
+	Cfg      critarget.Settings
 	Client   *cricli.Client
+	Image    *cricli.Client // the CRI image service (the runtime's unless --image-endpoint)
 	Tracker  *cricli.Tracker
-	Image    string
-	Fake     *cri.Runtime // the embedded reference runtime, when no endpoint was given
-	Embedded bool
-	features map[Feature]bool
-	// Note records an observation in the report (informational checks).
-	Note func(name, value string)
+	ImageRef string
 
 	fixOnce sync.Once
 	fix     *Fixture
 	fixErr  error
 	hostMu  sync.Mutex
 	host    *Fixture
-	// streamCA is PEM the stream certificate may chain to (G2).
-	streamCA []byte
 }
 
 // Fixture is the shared sandbox and long-running container most checks use.
@@ -129,128 +86,72 @@ func fixtureCommand(echo, http int32) []string {
 	return []string{"sh", "-c", fmt.Sprintf("nc -ll -p %d -e cat & httpd -f -p %d -h /tmp & exec sleep 86400", echo, http)}
 }
 
-// NewEnv dials the runtime, or starts the embedded reference runtime when no
-// endpoint is configured. Errors wrap cricli.ErrEndpoint when the runtime
-// cannot be reached.
-func NewEnv(ctx context.Context, cfg Config, runID string) (*Env, error) {
+// NewEnv dials the target's CRI endpoint (the suite's Setup). Errors wrap
+// cricli.ErrEndpoint when the runtime cannot be reached.
+func NewEnv(ctx context.Context, t conformance.Target) (*Env, error) {
+	cfg, _ := t.Settings.(critarget.Settings)
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	if cfg.TokenTTL == 0 {
-		cfg.TokenTTL = time.Minute
+		cfg.TokenTTL = time.Minute // the library's fixed TTL
 	}
 	if cfg.StreamCreationTimeout == 0 {
 		cfg.StreamCreationTimeout = 30 * time.Second
 	}
-	e := &Env{Cfg: cfg, Image: DefaultImage, features: map[Feature]bool{}, Note: func(string, string) {}}
+	if t.Endpoint == "" {
+		return nil, errors.New("the target names no CRI endpoint")
+	}
+	e := &Env{Target: t, Cfg: cfg, ImageRef: DefaultImage}
 	if cfg.TestImagesFile != "" {
 		ti, err := LoadTestImages(cfg.TestImagesFile)
 		if err != nil {
 			return nil, err
 		}
-		e.Image = ti.DefaultTestContainerImage
+		e.ImageRef = ti.DefaultTestContainerImage
 	}
-	endpoint := cfg.RuntimeEndpoint
-	if endpoint == "" {
-		opts := cri.DefaultOptions()
-		if cfg.FakeOptions != nil {
-			opts = *cfg.FakeOptions
-		}
-		fake, err := cri.Start("", opts)
-		if err != nil {
-			return nil, fmt.Errorf("start the reference runtime: %w", err)
-		}
-		e.Fake, e.Embedded = fake, true
-		endpoint = fake.Endpoint()
-		e.Cfg.StreamCreationTimeout = opts.StreamCreationTimeout
-		e.Cfg.StreamIdleTimeout = opts.StreamIdleTimeout
-		e.Cfg.TokenTTL = time.Minute // the library's fixed TTL
-		if opts.OwnTokens() && opts.TokenTTL != 0 {
-			e.Cfg.TokenTTL = opts.TokenTTL
-		}
-		for _, f := range []Feature{FeatureProcessStats, FeatureIdleTimeout, FeatureHostNetwork} {
-			e.features[f] = true
-		}
-		if opts.ServeV5 && !opts.TLS {
-			e.features[FeatureV5] = true
-		}
-		if opts.TLS {
-			e.features[FeatureTLS] = true
-			e.streamCA = fake.StreamCA()
-		}
-		if opts.Authorize != nil {
-			e.features[FeatureAuthorizeStream] = true
-		} else {
-			e.features[FeatureNoAuthorize] = true
-		}
-	}
-	for _, f := range cfg.Capabilities {
-		e.features[f] = true
-	}
-	if cfg.StreamCAFile != "" {
-		b, err := os.ReadFile(cfg.StreamCAFile)
-		if err != nil {
-			if e.Fake != nil {
-				e.Fake.Close()
-			}
-			return nil, fmt.Errorf("--stream-ca-file: %w", err)
-		}
-		e.streamCA = append(e.streamCA, b...)
-	}
-	if cfg.StreamIdleTimeout > 0 {
-		e.features[FeatureIdleTimeout] = true
-	}
-	if cfg.RuntimePID > 0 {
-		e.features[FeatureProcessStats] = true
-	}
-	c, err := cricli.Dial(ctx, endpoint, cfg.ConnectTimeout)
+	c, err := cricli.Dial(ctx, t.Endpoint, cfg.ConnectTimeout)
 	if err != nil {
-		if e.Fake != nil {
-			e.Fake.Close()
-		}
 		return nil, err
 	}
-	e.Client = c
-	e.Tracker = c.NewTracker(runID)
+	e.Client, e.Image = c, c
+	if cfg.ImageEndpoint != "" && cfg.ImageEndpoint != t.Endpoint {
+		ic, err := cricli.Dial(ctx, cfg.ImageEndpoint, cfg.ConnectTimeout)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("--image-endpoint: %w", err)
+		}
+		e.Image = ic
+	}
+	e.Tracker = c.NewTracker(fmt.Sprintf("run-%d", time.Now().UnixNano()))
 	return e, nil
 }
 
-// Close removes everything the run created and stops the embedded runtime.
+// Close removes everything the run created.
 func (e *Env) Close(ctx context.Context) error {
 	var errs []error
 	if e.Tracker != nil {
 		errs = append(errs, e.Tracker.Cleanup(ctx))
 	}
+	if e.Image != nil && e.Image != e.Client {
+		errs = append(errs, e.Image.Close())
+	}
 	if e.Client != nil {
 		errs = append(errs, e.Client.Close())
-	}
-	if e.Fake != nil {
-		errs = append(errs, e.Fake.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// Has reports whether a feature is declared or discovered.
-func (e *Env) Has(f Feature) bool { return e.features[f] }
-
-// Features lists the declared/discovered features.
-func (e *Env) Features() []Feature {
-	var out []Feature
-	for f, ok := range e.features {
-		if ok {
-			out = append(out, f)
-		}
-	}
-	return out
+// pairingBound is how long C12 and F6 give a runtime to give up on a
+// stream pair after its creation timeout: 10 s of slack for real runtimes,
+// proportionally less for short stated timeouts (the embedded target).
+func (e *Env) pairingBound() time.Duration {
+	slack := min(10*time.Second, max(2*time.Second, e.Cfg.StreamCreationTimeout))
+	return e.Cfg.StreamCreationTimeout + slack
 }
 
-// Require returns a skip naming the feature when it is absent.
-func (e *Env) Require(f Feature) error {
-	if e.Has(f) {
-		return nil
-	}
-	return Skip(f, "%s not declared", KnownFeatures[f])
-}
+// Has reports whether the target declares a feature.
+func (e *Env) Has(f conformance.Feature) bool { return e.Target.Has(f) }
 
 // Fixture returns the shared sandbox + container, creating them once.
 func (e *Env) Fixture(ctx context.Context) (*Fixture, error) {
@@ -276,14 +177,14 @@ func (e *Env) HostFixture(ctx context.Context) (*Fixture, error) {
 }
 
 func (e *Env) newFixture(ctx context.Context, name string, hostNet bool, echo, http int32) (*Fixture, error) {
-	if err := e.Client.EnsureImage(ctx, e.Image); err != nil {
+	if err := e.Image.EnsureImage(ctx, e.ImageRef); err != nil {
 		return nil, err
 	}
 	sb, sbCfg, err := e.Tracker.RunSandbox(ctx, cricli.SandboxOptions{Name: name, HostNetwork: hostNet})
 	if err != nil {
 		return nil, err
 	}
-	ct, err := e.Tracker.StartContainer(ctx, sb, sbCfg, cricli.ContainerOptions{Name: "main", Image: e.Image, Command: fixtureCommand(echo, http)})
+	ct, err := e.Tracker.StartContainer(ctx, sb, sbCfg, cricli.ContainerOptions{Name: "main", Image: e.ImageRef, Command: fixtureCommand(echo, http)})
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +203,7 @@ func (e *Env) NewContainer(ctx context.Context, o ContainerSpec) (string, error)
 		return "", err
 	}
 	return e.Tracker.StartContainer(ctx, fx.SandboxID, fx.SandboxConfig, cricli.ContainerOptions{
-		Name: o.Name, Image: e.Image, Command: o.Command, Stdin: o.Stdin, StdinOnce: o.StdinOnce, TTY: o.TTY,
+		Name: o.Name, Image: e.ImageRef, Command: o.Command, Stdin: o.Stdin, StdinOnce: o.StdinOnce, TTY: o.TTY,
 	})
 }
 
@@ -336,15 +237,15 @@ func (e *Env) clientTLS() *tls.Config {
 	if err != nil {
 		roots = x509.NewCertPool()
 	}
-	if len(e.streamCA) > 0 {
-		roots.AppendCertsFromPEM(e.streamCA)
+	if len(e.Cfg.StreamCA) > 0 {
+		roots.AppendCertsFromPEM(e.Cfg.StreamCA)
 	}
 	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }
 
 // spdyOptions are the raw SPDY client's options for this target.
 func (e *Env) spdyOptions() spdyconn.Options {
-	if len(e.streamCA) == 0 {
+	if len(e.Cfg.StreamCA) == 0 {
 		return spdyconn.Options{}
 	}
 	return spdyconn.Options{TLSConfig: e.clientTLS()}

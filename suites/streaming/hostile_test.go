@@ -1,68 +1,37 @@
-package streaming
+package streaming_test
 
 import (
 	"context"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
+	"github.com/gauntlet-conformance/gauntlet/conformance"
+	"github.com/gauntlet-conformance/gauntlet/suites/streaming"
 )
 
-func init() {
-	// The proofs run G5 against the reference (whose stream server times
-	// headers out after 30 s) and against no-header-timeout (which never
-	// does): a 35 s bound separates the two without a 2-minute proof.
-	if os.Getenv("GAUNTLET_SLOWLORIS_BOUND") == "" {
-		slowlorisBound = 35 * time.Second
-	}
-}
-
 // TestHostileSubcases proves every sub-case of G3 and G4 on its own: it
-// passes on the reference runtime and fails with the check's fault, so
-// none of them is dead weight inside a check that another sub-case already
-// fails.
+// passes on the reference runtime and fails, on its own assertion, with the
+// check's fault on a fresh runtime, so none of them is dead weight inside a
+// check that another sub-case already fails.
 func TestHostileSubcases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("one reference runtime per sub-case")
 	}
-	type sub struct {
-		name  string
-		fault cri.Fault
-		run   func(ctx context.Context, e *Env) error
-	}
-	var subs []sub
-	for _, c := range g3Cases {
-		subs = append(subs, sub{"G3/" + c.name, cri.FaultSPDYBombVulnerable, func(ctx context.Context, e *Env) error {
-			return runSPDYFrameCases(ctx, e, "G3", []spdyFrameCase{c})
-		}})
-	}
-	for _, c := range g4Cases {
-		subs = append(subs, sub{"G4/" + c.name, cri.FaultSPDYOversizeHeld, func(ctx context.Context, e *Env) error {
-			before := hostileBaseline(ctx, e)
-			if _, err := sendGiantControl(ctx, e, c.frame, c.mustClose); err != nil {
-				return err
-			}
-			if err := healthy(ctx, e); err != nil {
-				return err
-			}
-			return hostileGrowth(ctx, e, "G4", before)
-		}})
-	}
-	ref := newProofEnv(t, proofOptions())
-	for _, s := range subs {
-		t.Run(strings.ReplaceAll(s.name, " ", "_"), func(t *testing.T) {
+	ref := newTestEnv(t, proofOptions())
+	for _, hc := range streaming.HostileCases() {
+		t.Run(hc.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := s.run(ctx, ref); err != nil {
-				t.Fatalf("fails on the reference runtime: %v", err)
+			if r := conformance.RunCheck(ctx, streaming.Suite, hc.Check, ref.Env, ref.target); r.Status != conformance.Passed {
+				t.Fatalf("fails on the reference runtime: %s: %s", r.Status, r.Message)
 			}
-			err := s.run(ctx, newProofEnv(t, proofOptions(s.fault)))
-			if err == nil {
-				t.Fatalf("passes with fault %s", s.fault)
+			f := hc.Check.Faults[0]
+			bad := newTestEnv(t, proofOptions(f))
+			r := conformance.RunCheck(ctx, streaming.Suite, hc.Check, bad.Env, bad.target)
+			if err := conformance.ProofError(r, f); err != nil {
+				t.Fatal(err)
 			}
-			t.Logf("caught by %s: %v", s.fault, err)
+			t.Logf("caught by %s: %s", f, conformance.FirstLine(r.Message, 200))
 		})
 	}
 }
@@ -70,12 +39,12 @@ func TestHostileSubcases(t *testing.T) {
 // TestSlowlorisBoundDrivesTimeout: G5's deadline stays above its bound, so
 // the check, not the harness, decides a slowloris verdict.
 func TestSlowlorisBoundDrivesTimeout(t *testing.T) {
-	c, ok := Lookup("G5")
+	c, ok := streaming.Lookup("G5")
 	if !ok {
 		t.Fatal("G5 not registered")
 	}
-	if c.timeout() <= slowlorisBound {
-		t.Fatalf("G5 timeout %s is not above its bound %s", c.timeout(), slowlorisBound)
+	if c.Info().Deadline() <= *streaming.SlowlorisBound {
+		t.Fatalf("G5 timeout %s is not above its bound %s", c.Info().Deadline(), *streaming.SlowlorisBound)
 	}
 	if !c.Slow {
 		t.Fatal("G5 waits for the server's header timeout: it must be marked Slow")
@@ -90,7 +59,7 @@ func TestSlowlorisBoundDrivesTimeout(t *testing.T) {
 		{"-5s", 7 * time.Second},
 	} {
 		t.Setenv("GAUNTLET_TEST_BOUND", tc.env)
-		if got := hostileEnvDuration("GAUNTLET_TEST_BOUND", 7*time.Second); got != tc.want {
+		if got := streaming.HostileEnvDuration("GAUNTLET_TEST_BOUND", 7*time.Second); got != tc.want {
 			t.Errorf("%q: got %s, want %s", tc.env, got, tc.want)
 		}
 	}

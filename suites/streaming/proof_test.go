@@ -1,4 +1,4 @@
-package streaming
+package streaming_test
 
 import (
 	"context"
@@ -6,42 +6,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/conformance"
+	"github.com/gauntlet-conformance/gauntlet/conformance/prooftest"
 	builtin "github.com/gauntlet-conformance/gauntlet/expectations"
 	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
-	"github.com/gauntlet-conformance/gauntlet/internal/expectations"
+	"github.com/gauntlet-conformance/gauntlet/faults"
+	"github.com/gauntlet-conformance/gauntlet/internal/reference"
+	"github.com/gauntlet-conformance/gauntlet/suites/streaming"
 )
 
-// proofOptions is the reference runtime tuned so the proofs run quickly.
-func proofOptions(faults ...cri.Fault) *cri.Options {
-	o := cri.DefaultOptions()
-	o.StreamIdleTimeout = 15 * time.Second // above C12's bound (creation + 10 s) so it cannot mask C12
-	o.StreamCreationTimeout = 2 * time.Second
-	o.TokenTTL = 2 * time.Second // alias-mode tokens only
-	o.Faults = faults
-	return &o
+// proofOptions is the embedded target's options plus faults fixed at start.
+func proofOptions(fs ...faults.Fault) cri.Options {
+	o := reference.StreamingOptions()
+	o.Faults = fs
+	return o
 }
 
-// optionsFor adapts the reference to what a check needs: G7 needs a target
-// without the AuthorizeStream hook.
-func optionsFor(c Check, faults ...cri.Fault) *cri.Options {
-	o := proofOptions(faults...)
-	for _, f := range c.Features {
-		if f == FeatureNoAuthorize {
-			o.Authorize = nil
-		}
-		if f == FeatureTLS {
-			o.TLS = true
-		}
+// optionsFor adapts the reference to what a check needs: G7 a target
+// without the AuthorizeStream hook, G2 https streams.
+func optionsFor(c conformance.Info) cri.Options {
+	o := proofOptions()
+	if slices.Contains(c.Features, streaming.FeatureNoAuthorize) {
+		o.Authorize = nil
+	}
+	if slices.Contains(c.Features, streaming.FeatureTLS) {
+		o.TLS = true
 	}
 	return o
 }
 
-func newProofEnv(t *testing.T, opts *cri.Options) *Env {
+// testEnv is a suite environment on a fresh reference runtime.
+type testEnv struct {
+	*streaming.Env
+	target conformance.Target
+	rt     *cri.Runtime
+}
+
+func newTestEnv(t *testing.T, opts cri.Options) *testEnv {
 	t.Helper()
+	tg, rt, err := reference.Streaming(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := NewEnv(ctx, Config{FakeOptions: opts}, "proof")
+	e, err := streaming.NewEnv(ctx, tg)
 	if err != nil {
+		tg.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -50,91 +61,86 @@ func newProofEnv(t *testing.T, opts *cri.Options) *Env {
 		if err := e.Close(ctx); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
+		tg.Close()
 	})
-	return e
+	return &testEnv{Env: e, target: tg, rt: rt}
 }
 
-func referenceExpectations(t *testing.T) *expectations.File {
-	b, err := builtin.Builtin("reference")
+func referenceExpectations(t *testing.T) *conformance.Expectations {
+	t.Helper()
+	b, err := builtin.Builtin("streaming-reference")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := expectations.Parse(b, "reference.yaml")
+	x, err := conformance.ParseExpectations(b, "streaming-reference.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	if err := x.Validate("streaming", streaming.Suite.Infos()); err != nil {
+		t.Fatal(err)
+	}
+	return x
 }
 
-// TestReference: every check passes on the reference runtime, except the ones
-// expectations/reference.yaml lists, which must fail.
+// TestReference runs the suite as `gauntlet run streaming` does, against
+// the embedded reference runtime: green, judged by streaming-reference.yaml, with the
+// checks that need another configuration (G2: https streams, G7: no hook)
+// run against one of their own.
+//
+// Not parallel, nor are its runs: the embedded runtime shares this process,
+// and C18 counts its goroutines, which other tests running alongside would
+// blur.
 func TestReference(t *testing.T) {
 	exp := referenceExpectations(t)
-	e := newProofEnv(t, proofOptions())
-	noHook := newProofEnv(t, optionsFor(Check{Features: []Feature{FeatureNoAuthorize}}))
-	withTLS := newProofEnv(t, optionsFor(Check{Features: []Feature{FeatureTLS}}))
-	for _, c := range Checks() {
-		t.Run(c.ID, func(t *testing.T) {
-			e := e
-			if slices.Contains(c.Features, FeatureNoAuthorize) {
-				e = noHook
+	special := func(i conformance.Info) bool {
+		return slices.Contains(i.Features, streaming.FeatureNoAuthorize) || slices.Contains(i.Features, streaming.FeatureTLS)
+	}
+	runs := []struct {
+		name    string
+		opts    cri.Options
+		select_ func(conformance.Info) bool
+	}{
+		{"default", reference.StreamingOptions(), func(i conformance.Info) bool { return !special(i) }},
+		{"no-hook", optionsFor(conformance.Info{Features: []conformance.Feature{streaming.FeatureNoAuthorize}}), func(i conformance.Info) bool { return slices.Contains(i.Features, streaming.FeatureNoAuthorize) }},
+		{"tls", optionsFor(conformance.Info{Features: []conformance.Feature{streaming.FeatureTLS}}), func(i conformance.Info) bool { return slices.Contains(i.Features, streaming.FeatureTLS) }},
+	}
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			tg, _, err := reference.Streaming(r.opts)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if slices.Contains(c.Features, FeatureTLS) {
-				e = withTLS
+			defer tg.Close()
+			rep, err := conformance.Run(context.Background(), streaming.Suite, tg, conformance.RunOptions{Select: r.select_, Expectations: exp})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if c.Slow && testing.Short() {
-				t.Skip("slow check in -short mode")
+			for _, res := range rep.Results {
+				switch {
+				case res.Status == conformance.Filtered:
+				case res.Status == conformance.Skipped:
+					t.Errorf("%s skipped on the reference runtime: %s", res.ID, res.Message)
+				case res.Verdict.Red():
+					t.Errorf("%s: %s: %s", res.ID, res.Verdict, res.Message)
+				case res.Verdict == conformance.VerdictExpectedFailure && res.Status != conformance.Failed:
+					t.Errorf("%s is listed in streaming-reference.yaml but did not fail on its own assertion: %s: %s", res.ID, res.Status, res.Message)
+				}
 			}
-			err := RunCheck(context.Background(), e, c)
-			if s, ok := IsSkip(err); ok {
-				t.Fatalf("skipped on the reference runtime: %v", s)
-			}
-			_, expected := exp.Checks[c.ID]
-			switch {
-			case expected && err == nil:
-				t.Fatalf("listed in reference.yaml as failing, but passed")
-			case !expected && err != nil:
-				t.Fatalf("fails on the reference runtime: %v", err)
-			case expected:
-				t.Logf("fails as expected: %v", err)
-			}
+			t.Logf("%s: %v in %s", r.name, rep.Counts(), rep.Duration.Round(time.Millisecond))
 		})
 	}
 }
 
-// proofGaps are fault/check pairs whose fault does not yet reach the path the
-// check exercises (found when first run; see the issue notes). They are
-// reported as skips with the reason, never silently passed.
-var proofGaps = map[string]string{}
-
-// TestFaults: every check names at least one fault, and each named fault
-// makes it fail. Checks the reference itself fails (reference.yaml) are
-// proven by TestReference.
+// TestFaults proves every check: each fault it names makes it fail on its
+// own assertion (not a pass, not a skip, not a setup error). Checks the
+// reference itself fails (streaming-reference.yaml) are proven by
+// TestReference; every catalogue fault is used by a check or by the
+// self-defence tests.
 func TestFaults(t *testing.T) {
 	exp := referenceExpectations(t)
-	for _, c := range Checks() {
-		if _, expected := exp.Checks[c.ID]; expected {
-			continue
-		}
-		if len(c.Faults) == 0 {
-			t.Errorf("%s names no fault that breaks it", c.ID)
-		}
-		for _, f := range c.Faults {
-			t.Run(c.ID+"/"+string(f), func(t *testing.T) {
-				if why, ok := proofGaps[c.ID+"/"+string(f)]; ok {
-					t.Skip("proof gap: " + why)
-				}
-				t.Parallel()
-				e := newProofEnv(t, optionsFor(c, f))
-				err := RunCheck(context.Background(), e, c)
-				if s, ok := IsSkip(err); ok {
-					t.Fatalf("skipped instead of failing: %v", s)
-				}
-				if err == nil {
-					t.Fatalf("passed with fault %s (%s)", f, f.Describe())
-				}
-				t.Logf("caught: %v", err)
-			})
-		}
-	}
+	expected := func(c conformance.Info) bool { _, ok := exp.Checks[c.ID]; return ok }
+	prooftest.Catalogue(t, streaming.Suite, faults.Streaming, expected, cri.HostileFaults()...)
+	prooftest.Faults(t, streaming.Suite, faults.Streaming, func(c conformance.Info) conformance.StartFunc {
+		return reference.StreamingStart(optionsFor(c))
+	}, expected)
 }

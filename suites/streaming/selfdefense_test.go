@@ -1,4 +1,4 @@
-package streaming
+package streaming_test
 
 // The harness defends itself (issue 4 part 5, issue 2): against a runtime
 // that never answers, answers garbage, never ends a stream, sends a frame
@@ -20,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/conformance"
 	"github.com/gauntlet-conformance/gauntlet/fakes/cri"
-	"github.com/gauntlet-conformance/gauntlet/internal/expectations"
+	"github.com/gauntlet-conformance/gauntlet/faults"
+	"github.com/gauntlet-conformance/gauntlet/internal/reference"
+	"github.com/gauntlet-conformance/gauntlet/suites/streaming"
 )
 
 // selfDefenseChecks cover SPDY exec, WebSocket exec and SPDY port-forward.
@@ -47,7 +50,7 @@ const (
 
 // defenseCase is one hostile mode and what the checks must say against it.
 type defenseCase struct {
-	mode cri.Fault
+	mode faults.Fault
 	// loud modes make the harness read what the runtime floods it with:
 	// they run one at a time so their memory can be measured.
 	loud bool
@@ -61,56 +64,56 @@ type defenseCase struct {
 var deadlineWords = []string{"deadline", "timed out", "timeout"}
 
 var defenseCases = []defenseCase{
-	{mode: cri.FaultHostileNeverAnswer, want: map[string][]string{"C1": deadlineWords, "D5": deadlineWords, "F1": deadlineWords}},
-	{mode: cri.FaultHostileMute, want: map[string][]string{"C1": deadlineWords, "D5": deadlineWords, "F1": deadlineWords}},
-	{mode: cri.FaultHostileCRIHang, want: map[string][]string{"C1": {"Exec(", "deadline"}, "D5": {"Exec(", "deadline"}, "F1": {"PortForward(", "deadline"}}},
-	{mode: cri.FaultHostileGarbage, loud: true, want: map[string][]string{"C1": deadlineWords, "D5": {"stream broke"}, "F1": deadlineWords}},
+	{mode: faults.HostileNeverAnswer, want: map[string][]string{"C1": deadlineWords, "D5": deadlineWords, "F1": deadlineWords}},
+	{mode: faults.HostileMute, want: map[string][]string{"C1": deadlineWords, "D5": deadlineWords, "F1": deadlineWords}},
+	{mode: faults.HostileCRIHang, want: map[string][]string{"C1": {"Exec(", "deadline"}, "D5": {"Exec(", "deadline"}, "F1": {"PortForward(", "deadline"}}},
+	{mode: faults.HostileGarbage, loud: true, want: map[string][]string{"C1": deadlineWords, "D5": {"stream broke"}, "F1": deadlineWords}},
 	// The collection cap ends the flood; on a slow machine (-race) the
 	// check's deadline may come first, which is as good.
-	{mode: cri.FaultHostileEndless, loud: true, oneByOne: true, want: map[string][]string{"C1": {"more than 64 MiB", "deadline"}, "D5": {"more than 64 MiB", "deadline"}, "F1": {"more than 64 MiB", "returned data", "deadline"}}},
-	{mode: cri.FaultHostileGiantFrame, loud: true, want: map[string][]string{"C1": deadlineWords, "D5": {"read limit"}, "F1": deadlineWords}},
-	{mode: cri.FaultHostileHeaderBomb, loud: true, want: map[string][]string{"C1": {"not answered"}, "D5": deadlineWords, "F1": {"not answered"}}},
-	{mode: cri.FaultHostileEndlessHead, loud: true, want: map[string][]string{"C1": {"exceeds"}, "D5": {"exceeds"}, "F1": {"exceeds"}}},
+	{mode: faults.HostileEndless, loud: true, oneByOne: true, want: map[string][]string{"C1": {"more than 64 MiB", "deadline"}, "D5": {"more than 64 MiB", "deadline"}, "F1": {"more than 64 MiB", "returned data", "deadline"}}},
+	{mode: faults.HostileGiantFrame, loud: true, want: map[string][]string{"C1": deadlineWords, "D5": {"read limit"}, "F1": deadlineWords}},
+	{mode: faults.HostileHeaderBomb, loud: true, want: map[string][]string{"C1": {"not answered"}, "D5": deadlineWords, "F1": {"not answered"}}},
+	{mode: faults.HostileEndlessHead, loud: true, want: map[string][]string{"C1": {"exceeds"}, "D5": {"exceeds"}, "F1": {"exceeds"}}},
 }
 
 // defenseResult is how one check ended against one hostile mode.
 type defenseResult struct {
-	mode    cri.Fault
-	check   Check
-	err     error
+	mode    faults.Fault
+	check   streaming.Check
+	res     conformance.Result
 	elapsed time.Duration
 }
 
 // newHostileEnv starts a reference runtime with mode, creates the shared
 // fixture while the mode is disarmed (it needs working port-forward), then
 // arms it.
-func newHostileEnv(t *testing.T, mode cri.Fault) *Env {
+func newHostileEnv(t *testing.T, mode faults.Fault) *testEnv {
 	t.Helper()
-	e := newProofEnv(t, proofOptions(mode))
-	e.Fake.SetHostile(false)
+	e := newTestEnv(t, proofOptions(mode))
+	e.rt.SetHostile(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := e.Fixture(ctx); err != nil {
 		t.Fatalf("fixture before arming %s: %v", mode, err)
 	}
-	e.Fake.SetHostile(true)
+	e.rt.SetHostile(true)
 	return e
 }
 
 // runDefense runs the representative checks against one hostile runtime,
 // concurrently unless oneByOne (then settling the heap after each).
-func runDefense(t *testing.T, e *Env, mode cri.Fault, oneByOne bool) []defenseResult {
+func runDefense(t *testing.T, e *testEnv, mode faults.Fault, oneByOne bool) []defenseResult {
 	var wg sync.WaitGroup
 	out := make([]defenseResult, len(selfDefenseChecks))
 	for i, id := range selfDefenseChecks {
-		c, ok := Lookup(id)
+		c, ok := streaming.Lookup(id)
 		if !ok {
 			t.Fatalf("no check %s", id)
 		}
 		run := func() {
 			start := time.Now()
-			err := RunCheck(context.Background(), e, c)
-			out[i] = defenseResult{mode: mode, check: c, err: err, elapsed: time.Since(start)}
+			res := conformance.RunCheck(context.Background(), streaming.Suite, c, e.Env, e.target)
+			out[i] = defenseResult{mode: mode, check: c, res: res, elapsed: time.Since(start)}
 		}
 		if oneByOne {
 			run()
@@ -130,25 +133,24 @@ func runDefense(t *testing.T, e *Env, mode cri.Fault, oneByOne bool) []defenseRe
 // judge asserts one result: an error, not a panic, in time, saying what happened.
 func judge(t *testing.T, dc defenseCase, r defenseResult) {
 	t.Helper()
-	limit := r.check.timeout() + defenseSlack
-	t.Logf("%s against %s: %s: %v", r.check.ID, r.mode, r.elapsed.Round(time.Millisecond), r.err)
+	limit := r.check.Info().Deadline() + defenseSlack
+	t.Logf("%s against %s: %s: %s: %s", r.check.ID, r.mode, r.elapsed.Round(time.Millisecond), r.res.Status, r.res.Message)
 	switch {
-	case r.err == nil:
+	case r.res.Status == conformance.Passed:
 		t.Errorf("%s passed against %s", r.check.ID, r.mode)
 		return
-	case strings.Contains(r.err.Error(), "check panicked"):
-		t.Errorf("%s panicked against %s: %v", r.check.ID, r.mode, r.err)
-	}
-	if _, skip := IsSkip(r.err); skip {
-		t.Errorf("%s skipped against %s: %v", r.check.ID, r.mode, r.err)
+	case strings.Contains(r.res.Message, "check panicked"):
+		t.Errorf("%s panicked against %s: %v", r.check.ID, r.mode, r.res.Message)
+	case r.res.Status == conformance.Skipped:
+		t.Errorf("%s skipped against %s: %v", r.check.ID, r.mode, r.res.Message)
 	}
 	if r.elapsed > limit {
 		t.Errorf("%s took %s against %s, over its deadline + slack (%s)", r.check.ID, r.elapsed, r.mode, limit)
 	}
-	msg := strings.ToLower(r.err.Error())
+	msg := strings.ToLower(r.res.Message)
 	want := dc.want[r.check.ID]
 	if !slices.ContainsFunc(want, func(w string) bool { return strings.Contains(msg, strings.ToLower(w)) }) {
-		t.Errorf("%s against %s: the error does not say what happened (want one of %q): %v", r.check.ID, r.mode, want, r.err)
+		t.Errorf("%s against %s: the error does not say what happened (want one of %q): %v", r.check.ID, r.mode, want, r.res.Message)
 	}
 }
 
@@ -210,7 +212,7 @@ func TestSelfDefense(t *testing.T) {
 	if testing.Short() {
 		t.Skip("hostile runtimes hold each check up to its deadline")
 	}
-	// Mostly waiting on deadlines: run alongside TestSelfDefenseGinkgo
+	// Mostly waiting on deadlines: run alongside TestSelfDefenseRun
 	// (whose never-answering runtime costs the heap nothing).
 	t.Parallel()
 	for _, m := range cri.HostileFaults() {
@@ -270,40 +272,32 @@ func TestSelfDefense(t *testing.T) {
 	}
 }
 
-// TestSelfDefenseGinkgo drives the suite's own entry point (Run, as the CLI
-// does) with a focus on one SPDY check against a runtime that accepts
-// connections and never answers: the spec must fail within its node
-// timeout, and Run must return (issue 2). The runtime is hostile from the
-// start, as a daemon would be, so the shared fixture's port-forward probe
-// is what meets the silence first.
-func TestSelfDefenseGinkgo(t *testing.T) {
+// TestSelfDefenseRun drives the suite through conformance.Run, as the CLI
+// does, with only C1 selected against a runtime that accepts connections and
+// never answers from the start (as a daemon would): the shared fixture's
+// port-forward probe meets the silence first, every selected check must end
+// as an error within its deadline, and Run must return.
+func TestSelfDefenseRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the focused spec waits for its deadline")
-	}
-	if *flagEndpoint != "" || *flagConformance {
-		t.Skip("Ginkgo runs once per process, and TestStreaming runs the suite in this one")
+		t.Skip("the selected check waits for its deadline")
 	}
 	t.Parallel()
-	c, _ := Lookup("C1")
-	nodeTimeout := c.timeout() + 10*time.Second // suite.go's NodeTimeout for the spec
-	// BeforeSuite (start the runtime), the spec, and cleanup (CRI calls the
-	// hostile mode leaves alone).
-	limit := nodeTimeout + 30*time.Second
+	c, _ := streaming.Lookup("C1")
+	limit := 3*time.Minute + c.Info().Deadline() // setup + Prepare's bound + the check
+	tg, _, err := reference.Streaming(proofOptions(faults.HostileNeverAnswer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
 	type result struct {
-		rep Report
+		rep *conformance.Report
 		err error
 	}
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		rep, err := Run(RunOptions{
-			Config: Config{FakeOptions: proofOptions(cri.FaultHostileNeverAnswer)},
-			RunID:  "selfdefense",
-			Focus:  []string{`\[C1\]`},
-			// The suite-wide timeout is far above the spec's own: the
-			// spec's deadline is what must end it.
-			Timeout: 10 * time.Minute,
-		})
+		rep, err := conformance.Run(context.Background(), streaming.Suite, tg, conformance.RunOptions{
+			Select: func(i conformance.Info) bool { return i.ID == "C1" }, Timeout: 10 * time.Minute})
 		done <- result{rep, err}
 	}()
 	var res result
@@ -312,32 +306,26 @@ func TestSelfDefenseGinkgo(t *testing.T) {
 	case <-time.After(limit):
 		t.Fatalf("Run did not return within %s against a never-answering runtime", limit)
 	}
-	elapsed := time.Since(start)
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	t.Logf("Run returned after %s", elapsed.Round(time.Millisecond))
-	var found bool
-	for _, o := range res.rep.Outcomes {
-		if o.ID != "C1" {
-			if o.State != expectations.Skipped {
-				t.Errorf("%s ran although only C1 was focused: %s", o.ID, o.State)
+	t.Logf("Run returned after %s", time.Since(start).Round(time.Millisecond))
+	for _, r := range res.rep.Results {
+		if r.ID != "C1" {
+			if r.Status != conformance.Filtered {
+				t.Errorf("%s ran although only C1 was selected: %s", r.ID, r.Status)
 			}
 			continue
 		}
-		found = true
-		t.Logf("C1: %s: %s", o.State, o.Message)
-		if o.State != expectations.Failed {
-			t.Errorf("C1 against a never-answering runtime: %s, want a failure", o.State)
+		t.Logf("C1: %s: %s", r.Status, r.Message)
+		if r.Status != conformance.Errored && r.Status != conformance.Failed {
+			t.Errorf("C1 against a never-answering runtime: %s, want a failure", r.Status)
 		}
-		if msg := strings.ToLower(o.Message); !slices.ContainsFunc(deadlineWords, func(w string) bool { return strings.Contains(msg, w) }) {
-			t.Errorf("C1's failure does not name the deadline: %s", o.Message)
+		if msg := strings.ToLower(r.Message); !slices.ContainsFunc(deadlineWords, func(w string) bool { return strings.Contains(msg, w) }) {
+			t.Errorf("C1's failure does not name the deadline: %s", r.Message)
 		}
 	}
-	if !found {
-		t.Fatalf("no C1 outcome in %+v", res.rep.Outcomes)
-	}
-	if elapsed > limit {
-		t.Errorf("Run took %s, over the spec's node timeout %s + start/cleanup", elapsed, nodeTimeout)
+	if res.rep.OK() {
+		t.Error("a run whose only check failed is OK")
 	}
 }

@@ -554,9 +554,9 @@ func (s *WSSession) WaitFor(ctx context.Context, what string, cond func(*WSSessi
 			if cond(s) {
 				return nil
 			}
-			return fmt.Errorf("connection ended before %s (stdout %q, status %q, close code %d)", what, trunc(s.Channel(1)), trunc(s.Channel(3)), s.CloseCode())
+			return Failf("connection ended before %s (stdout %q, status %q, close code %d)", what, trunc(s.Channel(1)), trunc(s.Channel(3)), s.CloseCode())
 		case <-ctx.Done():
-			return fmt.Errorf("timed out waiting for %s (stdout %q, status %q)", what, trunc(s.Channel(1)), trunc(s.Channel(3)))
+			return Failf("timed out waiting for %s (stdout %q, status %q)", what, trunc(s.Channel(1)), trunc(s.Channel(3)))
 		case <-t.C:
 		}
 	}
