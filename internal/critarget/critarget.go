@@ -23,6 +23,10 @@ type Settings struct {
 	StreamCA []byte
 	// ConnectTimeout bounds dialing the CRI endpoint (default 5 s).
 	ConnectTimeout time.Duration
+	// ExecBurst is how many execs the target takes at once where a check
+	// only needs many of them (C18); 0 means one at a time (CRI-O's Exec
+	// calls time out under a burst of conmons).
+	ExecBurst int
 }
 
 // The AuthorizeStream deny contract (G6): a target declaring the

@@ -54,6 +54,7 @@ func Streaming(opts cri.Options) (conformance.Target, *cri.Runtime, error) {
 		StreamIdleTimeout:     rt.Options().StreamIdleTimeout,
 		TokenTTL:              time.Minute, // the library's fixed TTL
 		HeaderTimeout:         rt.Options().HeaderTimeout,
+		ExecBurst:             10, // in-process: no daemon to overwhelm
 	}
 	if opts.OwnTokens() {
 		set.TokenTTL = rt.Options().TokenTTL

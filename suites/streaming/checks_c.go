@@ -572,13 +572,9 @@ func checkC18(ctx context.Context, e *Env) error {
 		s.Conn.Close()
 	}
 	// Each failing exec lingers about a second before its connection
-	// closes; what is measured is what is left afterwards. The in-process
-	// reference takes ten at a time; a real runtime gets them one by one
-	// (CRI-O's Exec calls time out under such a burst of conmons).
-	batch := 1
-	if e.Target.Embedded {
-		batch = 10
-	}
+	// closes; what is measured is what is left afterwards, so they go in
+	// bursts of what the target states it takes (one by one by default).
+	batch := max(1, e.Cfg.ExecBurst)
 	for i := 0; i < 20; i += batch {
 		var wg sync.WaitGroup
 		errs := make([]error, batch)
