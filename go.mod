@@ -106,3 +106,9 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+// The credprovider consumer wire formats: a module of their own, without
+// requirements, shared with the kubelet wrapper (see internal/credwire/go.mod).
+require github.com/gauntlet-conformance/gauntlet/internal/credwire v0.0.0
+
+replace github.com/gauntlet-conformance/gauntlet/internal/credwire => ./internal/credwire

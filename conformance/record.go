@@ -14,6 +14,7 @@ type recorder struct {
 	mu    sync.Mutex
 	cases []CaseResult
 	notes []Observation
+	used  []Feature
 }
 
 type recorderKey struct{}
@@ -34,6 +35,24 @@ func Note(ctx context.Context, name, value string) {
 		r.mu.Lock()
 		r.notes = append(r.notes, Observation{Name: name, Value: value})
 		r.mu.Unlock()
+	}
+}
+
+// Exercise records that the running check exercised feature f although it
+// does not require it: e.g. a meshauthz core check that sends its requests
+// over whichever protocol the target serves. The report then counts f as
+// exercised by this check (Result.Features), so reports name only, and all
+// of, what actually ran.
+func Exercise(ctx context.Context, f Feature) {
+	if r := recorderFrom(ctx); r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, u := range r.used {
+			if u == f {
+				return
+			}
+		}
+		r.used = append(r.used, f)
 	}
 }
 
@@ -62,8 +81,8 @@ func Case(ctx context.Context, name string, fn func(ctx context.Context) error) 
 	return fn(ctx)
 }
 
-func (r *recorder) snapshot() ([]CaseResult, []Observation) {
+func (r *recorder) snapshot() ([]CaseResult, []Observation, []Feature) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]CaseResult(nil), r.cases...), append([]Observation(nil), r.notes...)
+	return append([]CaseResult(nil), r.cases...), append([]Observation(nil), r.notes...), append([]Feature(nil), r.used...)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -236,7 +237,13 @@ func runCheck[E any](runCtx context.Context, c Check[E], env E, t Target, known 
 		}
 	}
 	res.Duration = time.Since(start)
-	res.Cases, res.Notes = rec.snapshot()
+	var used []Feature
+	res.Cases, res.Notes, used = rec.snapshot()
+	for _, f := range used {
+		if !slices.Contains(res.Features, f) {
+			res.Features = append(slices.Clip(res.Features), f)
+		}
+	}
 	res.Status = statusOf(err)
 	if err != nil {
 		res.Message = err.Error()

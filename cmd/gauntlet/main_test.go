@@ -77,6 +77,7 @@ func TestUsageErrors(t *testing.T) {
 		{"suite expectations for another suite", []string{"run", "streaming", "--expectations", otherSuite}, "not \"streaming\""},
 		{"unknown check in expectations", []string{"run", "streaming", "--expectations", unknownID}, "Z99"},
 		{"bad rerun report", []string{"run", "streaming", "--rerun-failed", bad}, "bad.yaml"},
+		{"credprovider fake GCE without a plugin", []string{"run", "credprovider", "--plugin-fake-gce"}, "pass --plugin too"},
 		{"unknown fault", []string{"fake-runtime", "--listen", "unix://" + filepath.Join(dir, "s.sock"), "--faults", "no-such-fault"}, "no-such-fault"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

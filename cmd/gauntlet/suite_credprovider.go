@@ -31,7 +31,8 @@ func credproviderFlags(fs *flag.FlagSet) targetFunc {
 	contract := fs.String("plugin-contract", "", "YAML stating what the plugin promises: in-scope images, service account, lifetimes (see suites/credprovider PluginContract)")
 	pluginName := fs.String("plugin-name", "", "what reports call --plugin (default: \"plugin PATH\"), e.g. \"ecr-credential-provider 1.37.1\"")
 	fakeAWS := fs.Bool("plugin-fake-aws", false, "serve a loopback fake ECR + STS and point the provider's AWS SDK at it (for ecr-credential-provider)")
-	kubeconfig := fs.String("kubeconfig", "", "a kube-apiserver's kubeconfig: service-account tokens come from its TokenRequest API instead of the in-process issuer")
+	fakeGCE := fs.Bool("plugin-fake-gce", false, "serve a loopback fake GCE metadata server as the provider's HTTP proxy (for the kubelet's e2e gcp-credential-provider)")
+	kubeconfig := fs.String("kubeconfig", "", "a kube-apiserver's kubeconfig: service-account tokens come from its TokenRequest API instead of the in-process issuer (K/S checks: their pods and service accounts are created there, in generated namespaces)")
 	consumer := credproviderConsumerFlags(fs) // --consumer, --consumer-exec-deadline (credprovider_consumer.go)
 	return func(ctx context.Context, declared []conformance.Feature) (conformance.Target, error) {
 		var closers []func() error
@@ -70,9 +71,9 @@ func credproviderFlags(fs *flag.FlagSet) targetFunc {
 		ps := credprovider.PluginSettings{Path: *plugin, ConfigFile: *config, ContractFile: *contract, Tokens: tokens, Name: *pluginName}
 		t := conformance.Target{Features: declared}
 		if *plugin == "" {
-			if *config != "" || *contract != "" || *fakeAWS || *pluginName != "" {
+			if *config != "" || *contract != "" || *fakeAWS || *fakeGCE || *pluginName != "" {
 				closeAll()
-				return t, usageError{"--plugin-config, --plugin-contract, --plugin-name and --plugin-fake-aws describe a plugin: pass --plugin too"}
+				return t, usageError{"--plugin-config, --plugin-contract, --plugin-name, --plugin-fake-aws and --plugin-fake-gce describe a plugin: pass --plugin too"}
 			}
 			in, err := refplugin.Start()
 			if err != nil {
@@ -87,6 +88,11 @@ func credproviderFlags(fs *flag.FlagSet) targetFunc {
 			aws := refplugin.StartAWS(verify)
 			closers = append(closers, func() error { aws.Close(); return nil })
 			ps.ConfigEnv = aws.Env()
+		}
+		if *fakeGCE {
+			gce := refplugin.StartGCE()
+			closers = append(closers, func() error { gce.Close(); return nil })
+			ps.ConfigEnv = append(ps.ConfigEnv, gce.Env()...)
 		}
 		_, feats, err := credprovider.LoadPlugin(ps)
 		if err != nil {
@@ -111,6 +117,12 @@ func credproviderFlags(fs *flag.FlagSet) targetFunc {
 			if !slices.Contains(t.Features, f) {
 				t.Features = append(t.Features, f)
 			}
+		}
+		if *kubeconfig != "" {
+			// The K/S checks' pods and service accounts are created in
+			// the API server and the consumer's tokens are TokenRequests
+			// bound to them (satoken.Binder).
+			ct.Settings.Tokens = tokens
 		}
 		t.Arm = armBoth(t.Arm, ct.Arm)
 		t.Settings = credprovider.Settings{Plugin: ps, Consumer: ct.Settings}

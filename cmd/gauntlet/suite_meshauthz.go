@@ -50,6 +50,9 @@ var referenceImpl = reports.Implementation{
 
 func meshauthzFlags(fs *flag.FlagSet) targetFunc {
 	kubeconfig := fs.String("mesh-kubeconfig", "", "kubeconfig of a cluster running the mesh under test (Kubernetes driver); empty: the embedded reference mesh")
+	kube := meshKubeFlagSet(fs) // --mesh-api, --mesh-echo-image, --mesh-trust-domain, --mesh-convergence, --mesh-ready-timeout, --mesh-namespace-label (meshauthz_kube.go)
+	driver := fs.String("mesh-driver", "", "command (\"CMD ARGS\", split on spaces) of an out-of-process mesh driver speaking the meshexec protocol on its stdin/stdout (internal/meshpolicy/meshexec), e.g. \"gauntlet mesh-driver --protocols GRPC\"; its hello declares the features unless --features is given")
+	driverLog := fs.String("mesh-driver-log", "", "file receiving the --mesh-driver's stderr (default: only its tail, quoted in errors)")
 	hook := fs.String("baseline-hook", "", "shell command run after the fixtures are deployed and before the checks, for default-deny installs (gets $GAUNTLET_MESH_NAMESPACES, $GAUNTLET_MESH_TRUST_DOMAIN) (MA22)")
 	hookTimeout := fs.Duration("baseline-hook-timeout", 2*time.Minute, "bound on --baseline-hook")
 	prefix := fs.String("mesh-namespace-prefix", "", "prefix of every fixture namespace (e.g. gauntlet-)")
@@ -59,7 +62,14 @@ func meshauthzFlags(fs *flag.FlagSet) targetFunc {
 	implURL := fs.String("implementation-url", "", "certification report: absolute http(s) URL of the project (required for a real mesh)")
 	version := fs.String("implementation-version", "", "certification report: version under test (required for a real mesh)")
 	contact := fs.String("implementation-contact", "", "certification report: comma-separated contacts (GitHub handles, team URLs, e-mail) (required for a real mesh)")
-	return func(ctx context.Context, declared []conformance.Feature) (conformance.Target, error) {
+	return func(ctx context.Context, declared []conformance.Feature) (ft conformance.Target, ferr error) {
+		// Whatever the driver, the target's features say which protocols
+		// it serves (meshauthz.TargetFeatures).
+		defer func() {
+			if ferr == nil {
+				ft, ferr = withProtocolFeatures(ft)
+			}
+		}()
 		t := conformance.Target{Features: declared}
 		if *hookTimeout <= 0 || *reqTimeout <= 0 {
 			return t, usageError{"--baseline-hook-timeout and --mesh-request-timeout must be positive durations, e.g. 2m and 3s"}
@@ -76,8 +86,22 @@ func meshauthzFlags(fs *flag.FlagSet) targetFunc {
 				return t, err
 			}
 		}
+		if *driver != "" {
+			if *kubeconfig != "" {
+				return t, usageError{"--mesh-driver and --mesh-kubeconfig name two meshes: give one"}
+			}
+			if err := checkImpl(impl); err != nil {
+				return t, usageError{"--mesh-driver: " + err.Error()}
+			}
+			meshImplMu.Lock()
+			meshImpl = impl
+			meshImplMu.Unlock()
+			settings := meshauthz.Settings{BaselineHook: *hook, HookTimeout: *hookTimeout, NamespacePrefix: *prefix, RequestTimeout: *reqTimeout}
+			return startMeshDriver(ctx, *driver, *driverLog, declared, settings)
+		}
 		if *kubeconfig != "" {
-			return t, usageError{"--mesh-kubeconfig: the Kubernetes mesh driver is not implemented yet (issue #11, part 2); omit it to run the embedded reference mesh"}
+			settings := meshauthz.Settings{BaselineHook: *hook, HookTimeout: *hookTimeout, NamespacePrefix: *prefix, RequestTimeout: *reqTimeout}
+			return kube.target(ctx, *kubeconfig, declared, impl, settings) // meshauthz_kube.go
 		}
 		// The embedded reference mesh is described by Gauntlet itself: a
 		// certification report must never name a vendor for it.

@@ -10,15 +10,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/internal/meshecho"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 )
 
-// NonceHeader carries a request's nonce over HTTP (and gRPC metadata).
-const NonceHeader = "X-Gauntlet-Nonce"
-
-const nonceMD = "x-gauntlet-nonce"
+// The nonce's wire names: the echo contract is meshecho's.
+const (
+	NonceHeader = meshecho.NonceHeader
+	nonceMD     = meshecho.NonceMetadata
+)
 
 // app is a workload's application: real echo servers on loopback (HTTP,
 // TCP line echo, gRPC health) that record every nonce that reaches them, so
@@ -69,19 +70,9 @@ func startApp(name string) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		a.record(r.Header.Get(NonceHeader))
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		n := r.Header.Get(NonceHeader)
-		a.record(n)
-		fmt.Fprintf(w, "echo %s %s\n", a.name, n)
-	})
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.http = &http.Server{Handler: meshecho.HTTPEcho(a.name, a.record, nil), ReadHeaderTimeout: 5 * time.Second}
 	a.grpc = grpc.NewServer()
-	healthpb.RegisterHealthServer(a.grpc, &health{app: a})
+	healthpb.RegisterHealthServer(a.grpc, meshecho.GRPCEcho(a.record))
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.http.Serve(a.httpL) }()
 	go func() { defer a.wg.Done(); a.grpc.Serve(a.grpcL) }()
@@ -155,18 +146,4 @@ func (a *app) close() {
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
-}
-
-type health struct {
-	healthpb.UnimplementedHealthServer
-	app *app
-}
-
-func (h *health) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(nonceMD); len(v) > 0 {
-			h.app.record(v[0])
-		}
-	}
-	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -53,11 +52,11 @@ func (m *Mesh) resolve(to mp.WorkloadRef, port int, viaService bool) (route, err
 func (m *Mesh) dialer(from mp.Identity, rt route, nextProtos ...string) (func(ctx context.Context) (net.Conn, error), *tls.Config, error) {
 	var cfg *tls.Config
 	if !from.None() {
-		server, err := spiffeid.FromSegments(m.ca.td, "ns", rt.w.ref.Namespace, "sa", rt.w.sa)
+		server, err := m.ca.ID(rt.w.ref.Namespace, rt.w.sa)
 		if err != nil {
 			return nil, nil, err
 		}
-		if cfg, err = m.ca.clientTLS(from.Namespace, from.ServiceAccount, server, nextProtos...); err != nil {
+		if cfg, err = m.ca.ClientTLS(from.Namespace, from.ServiceAccount, server, nextProtos...); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -202,6 +201,9 @@ func (m *Mesh) doGRPC(ctx context.Context, r mp.Request, rt route) (mp.Outcome, 
 // Probe implements Driver: the kubelet's GET /healthz, through the probe
 // port the mesh rewrites probes to.
 func (m *Mesh) Probe(ctx context.Context, ref mp.WorkloadRef) (mp.Outcome, error) {
+	if !m.serves(mp.HTTP) {
+		return mp.Outcome{}, fmt.Errorf("this reference mesh serves no HTTP: no HTTP probe of %s", ref)
+	}
 	m.mu.RLock()
 	w, ok := m.workloads[ref]
 	m.mu.RUnlock()

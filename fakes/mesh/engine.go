@@ -236,7 +236,7 @@ func (m *Mesh) sourceMatches(p mp.Policy, s mp.Source, pr peer) bool {
 	case mp.SPIFFESource:
 		return !m.has(faults.MeshSPIFFENeverMatches) && s.SPIFFE == pr.id.String()
 	case mp.ServiceAccountSource:
-		if s.ServiceAccount == nil || !pr.id.MemberOf(m.ca.td) {
+		if s.ServiceAccount == nil || !pr.id.MemberOf(m.ca.TrustDomain()) {
 			return false
 		}
 		ns := s.ServiceAccount.Namespace

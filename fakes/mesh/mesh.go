@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gauntlet-conformance/gauntlet/faults"
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
+	"github.com/gauntlet-conformance/gauntlet/internal/spiffeca"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -38,6 +40,10 @@ type Options struct {
 	ConvergenceBound time.Duration
 	// Faults active from the start (see faults.Mesh; all are also armable).
 	Faults []faults.Fault
+	// Protocols the mesh serves (nil: HTTP, TCP and GRPC); a workload
+	// asking for a port of another protocol is refused. It lets tests run
+	// the suite against a target like a proxyless-gRPC mesh.
+	Protocols []mp.Protocol
 }
 
 // DefaultOptions: every extension installed, default precedence.
@@ -49,7 +55,7 @@ func DefaultOptions() Options {
 // Mesh is a running reference mesh.
 type Mesh struct {
 	opts Options
-	ca   *ca
+	ca   *spiffeca.CA
 
 	fmu    sync.RWMutex
 	faults faults.Set
@@ -71,7 +77,10 @@ type Mesh struct {
 	closeErr error
 }
 
-var _ mp.Driver = (*Mesh)(nil)
+var (
+	_ mp.Driver         = (*Mesh)(nil)
+	_ mp.ProtocolLister = (*Mesh)(nil)
+)
 
 // Start starts a reference mesh.
 func Start(o Options) (*Mesh, error) {
@@ -90,7 +99,18 @@ func Start(o Options) (*Mesh, error) {
 			return nil, fmt.Errorf("unknown mesh fault %q", f)
 		}
 	}
-	c, err := newCA(o.TrustDomain)
+	if o.Protocols == nil {
+		o.Protocols = append([]mp.Protocol(nil), mp.AllProtocols...)
+	}
+	for _, p := range o.Protocols {
+		if _, ok := mp.ParseProtocol(string(p)); !ok {
+			return nil, fmt.Errorf("unknown protocol %q (known: HTTP, TCP, GRPC)", p)
+		}
+	}
+	if len(o.Protocols) == 0 {
+		return nil, errors.New("the reference mesh must serve at least one protocol")
+	}
+	c, err := spiffeca.New(o.TrustDomain, "gauntlet reference mesh")
 	if err != nil {
 		return nil, err
 	}
@@ -131,17 +151,22 @@ func (m *Mesh) has(f faults.Fault) bool {
 func (m *Mesh) Name() string { return "embedded reference mesh" }
 
 // TrustDomain implements Driver.
-func (m *Mesh) TrustDomain() string { return m.ca.td.String() }
+func (m *Mesh) TrustDomain() string { return m.ca.TrustDomain().String() }
 
 // ConvergenceBound implements Driver.
 func (m *Mesh) ConvergenceBound() time.Duration { return m.opts.ConvergenceBound }
+
+// Protocols implements meshpolicy.ProtocolLister.
+func (m *Mesh) Protocols() []mp.Protocol { return append([]mp.Protocol(nil), m.opts.Protocols...) }
+
+func (m *Mesh) serves(p mp.Protocol) bool { return slices.Contains(m.opts.Protocols, p) }
 
 // DeployClient implements Driver: it issues the client's SVID.
 func (m *Mesh) DeployClient(ctx context.Context, id mp.Identity) error {
 	if id.None() {
 		return nil
 	}
-	_, err := m.ca.svid(id.Namespace, id.ServiceAccount)
+	_, err := m.ca.SVID(id.Namespace, id.ServiceAccount)
 	return err
 }
 
@@ -149,6 +174,11 @@ func (m *Mesh) DeployClient(ctx context.Context, id mp.Identity) error {
 func (m *Mesh) Deploy(ctx context.Context, w mp.Workload) error {
 	if m.closed.Load() {
 		return errors.New("reference mesh is closed")
+	}
+	for _, p := range w.Ports {
+		if !m.serves(p.Protocol) {
+			return fmt.Errorf("deploy %s: port %s is %s; this reference mesh serves only %v", w.Ref(), p.Name, p.Protocol, m.opts.Protocols)
+		}
 	}
 	m.mu.RLock()
 	_, exists := m.workloads[w.Ref()]

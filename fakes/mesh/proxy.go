@@ -47,7 +47,7 @@ func (m *Mesh) startWorkload(spec mp.Workload) (*workload, error) {
 	if spec.ServiceAccount == "" {
 		return nil, fmt.Errorf("workload %s has no service account", spec.Ref())
 	}
-	cfg, err := m.ca.serverTLS(spec.Namespace, spec.ServiceAccount)
+	cfg, err := m.ca.ServerTLS(spec.Namespace, spec.ServiceAccount, "h2", "http/1.1")
 	if err != nil {
 		return nil, err
 	}

@@ -8,9 +8,20 @@
 # shows every failure), JUnit in $REPORTS/credprovider-kubelet/, then check
 # nothing is left behind (probe plugins, scenario dirs). The run takes ~65 s:
 # K16 waits the kubelet's fixed 60 s plugin deadline.
+# With KUBECONFIG=… (hack/k8s/with-apiserver.sh) the checks' pods and service
+# accounts are created in that API server and every token is a real
+# TokenRequest bound to them (reports in credprovider-kubelet-realtokens/);
+# FOCUS narrows the checks (default '\[[KS][0-9]+\]'; only S checks ask
+# for tokens).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 reports=${REPORTS:-reports}/credprovider-kubelet
+focus=${FOCUS:-'\[[KS][0-9]+\]'}
+kube=()
+if [[ -n ${KUBECONFIG:-} ]]; then
+	kube=(--kubeconfig "$KUBECONFIG")
+	reports+=-realtokens
+fi
 gauntlet=${GAUNTLET:-bin/gauntlet}
 exp=${GAUNTLET_EXPECTATIONS:-expectations/credprovider-kubelet-v1.37.2.yaml}
 t0=$SECONDS
@@ -21,7 +32,7 @@ work=$(mktemp -d /tmp/gauntlet-credprovider-kubelet.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 rc=0
 GAUNTLET_CREDPROVIDER_KUBELET=$bin TMPDIR=$work "$gauntlet" run credprovider --consumer kubelet \
-	--focus '\[[KS][0-9]+\]' --expectations "$exp" --report-dir "$reports" || rc=$?
+	--focus "$focus" --expectations "$exp" --report-dir "$reports" "${kube[@]}" || rc=$?
 echo "credprovider-kubelet: suite exit $rc ($((SECONDS - t0)) s)"
 # Leftovers: a probe plugin still running (a consumer that does not kill at
 # its deadline) or a scenario directory the suite did not remove.

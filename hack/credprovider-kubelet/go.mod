@@ -96,6 +96,7 @@ require (
 	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.12-0.20260120151049-f2248ac996af // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
+	gopkg.in/go-jose/go-jose.v2 v2.6.3 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	k8s.io/apiextensions-apiserver v0.0.0 // indirect
@@ -154,3 +155,11 @@ replace (
 	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.37.2
 	k8s.io/streaming => k8s.io/streaming v0.37.2
 )
+
+tool k8s.io/kubernetes/test/e2e_node/plugins/gcp-credential-provider
+
+// The consumer wire formats (internal/credwire: a module without
+// requirements, so this graph stays k8s.io/kubernetes v1.37.2's own).
+require github.com/gauntlet-conformance/gauntlet/internal/credwire v0.0.0
+
+replace github.com/gauntlet-conformance/gauntlet/internal/credwire => ../../internal/credwire

@@ -2,9 +2,10 @@
 // code (k8s.io/kubernetes/pkg/credentialprovider/plugin: config decoding and
 // validation, matchImages, exec, strict decoding, cache, singleflight,
 // service-account tokens) as a Gauntlet credprovider consumer target. It
-// speaks the consumer line protocol of suites/credprovider (consumer.go,
-// "Line protocol"): JSON lines, requests on stdin, answers and token
-// callbacks on stdout, klog on stderr. The plugin package registers providers
+// speaks the consumer line protocol of suites/credprovider (the messages are
+// internal/credwire's, the semantics in suites/credprovider/consumer.go): JSON
+// lines, requests on stdin, answers and token callbacks on stdout, klog on
+// stderr. The plugin package registers providers
 // into a process-global list that nothing unregisters, so one process serves
 // exactly one scenario (one configure).
 //
@@ -34,78 +35,21 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/credentialprovider/plugin"
 	"k8s.io/kubernetes/pkg/util/parsers"
+
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 )
 
 // name is what the target calls itself in reports.
 const name = "kubelet v1.37.2 (k8s.io/kubernetes/pkg/credentialprovider/plugin)"
-
-// Wire types (the contract is documented in suites/credprovider/consumer.go).
-type request struct {
-	ID         int64    `json:"id"`
-	Op         string   `json:"op"`
-	Config     string   `json:"config,omitempty"`
-	BinDir     string   `json:"binDir,omitempty"`
-	Env        []string `json:"env,omitempty"`
-	Pulls      []pull   `json:"pulls,omitempty"`
-	Concurrent bool     `json:"concurrent,omitempty"`
-	// A reply to a token callback.
-	CID   int64  `json:"cid,omitempty"`
-	Token string `json:"token,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
-type pull struct {
-	Image          string          `json:"image"`
-	Namespace      string          `json:"namespace"`
-	PodName        string          `json:"podName"`
-	PodUID         string          `json:"podUID"`
-	ServiceAccount *serviceAccount `json:"serviceAccount,omitempty"`
-}
-
-type serviceAccount struct {
-	Name        string            `json:"name"`
-	UID         string            `json:"uid"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type credential struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-type result struct {
-	Credentials []credential `json:"credentials"`
-}
-
-type response struct {
-	ID      int64    `json:"id"`
-	Name    string   `json:"name,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Results []result `json:"results,omitempty"`
-	Log     []string `json:"log,omitempty"`
-}
-
-type tokenCallback struct {
-	Callback          string   `json:"callback"`
-	CID               int64    `json:"cid"`
-	Namespace         string   `json:"namespace"`
-	ServiceAccount    string   `json:"serviceAccount"`
-	ServiceAccountUID string   `json:"serviceAccountUID"`
-	Audiences         []string `json:"audiences"`
-	BoundKind         string   `json:"boundKind,omitempty"`
-	BoundName         string   `json:"boundName,omitempty"`
-	BoundUID          string   `json:"boundUID,omitempty"`
-	ExpirationSeconds int64    `json:"expirationSeconds,omitempty"`
-}
 
 type server struct {
 	outMu sync.Mutex
 	out   *json.Encoder
 
 	mu       sync.Mutex
-	sas      map[string]*serviceAccount // namespace/name -> the pull's service account
+	sas      map[string]*credwire.ServiceAccount // namespace/name -> the pull's service account
 	cid      int64
-	waiting  map[int64]chan request
+	waiting  map[int64]chan credwire.Request
 	logMu    sync.Mutex
 	log      []string
 	configed bool
@@ -151,7 +95,7 @@ func (s *server) getServiceAccount(namespace, name string) (*v1.ServiceAccount, 
 }
 
 func (s *server) getToken(namespace, name string, tr *authenticationv1.TokenRequest) (*authenticationv1.TokenRequest, error) {
-	cb := tokenCallback{Callback: "token", Namespace: namespace, ServiceAccount: name,
+	cb := credwire.TokenCallback{Callback: "token", Namespace: namespace, ServiceAccount: name,
 		ServiceAccountUID: string(tr.UID), Audiences: tr.Spec.Audiences}
 	if r := tr.Spec.BoundObjectRef; r != nil {
 		cb.BoundKind, cb.BoundName, cb.BoundUID = r.Kind, r.Name, string(r.UID)
@@ -159,7 +103,7 @@ func (s *server) getToken(namespace, name string, tr *authenticationv1.TokenRequ
 	if tr.Spec.ExpirationSeconds != nil {
 		cb.ExpirationSeconds = *tr.Spec.ExpirationSeconds
 	}
-	ch := make(chan request, 1)
+	ch := make(chan credwire.Request, 1)
 	s.mu.Lock()
 	s.cid++
 	cb.CID = s.cid
@@ -178,9 +122,9 @@ func (s *server) getToken(namespace, name string, tr *authenticationv1.TokenRequ
 	return out, nil
 }
 
-func (s *server) configure(r request) response {
+func (s *server) configure(r credwire.Request) credwire.Answer {
 	if s.configed {
-		return response{ID: r.ID, Error: "one scenario per process: configure was already called"}
+		return credwire.Answer{ID: r.ID, Error: "one scenario per process: configure was already called"}
 	}
 	s.configed = true
 	// The host environment the kubelet's plugins inherit (it reads
@@ -191,20 +135,20 @@ func (s *server) configure(r request) response {
 		}
 	}
 	err := plugin.RegisterCredentialProviderPlugins(r.Config, r.BinDir, s.getToken, s.getServiceAccount)
-	resp := response{ID: r.ID, Name: name, Log: s.takeLog()}
+	resp := credwire.Answer{ID: r.ID, Name: name, Log: s.takeLog()}
 	if err != nil {
 		resp.Error = err.Error()
 	}
 	return resp
 }
 
-func (s *server) lookup(p pull) result {
+func (s *server) lookup(p credwire.Pull) credwire.Result {
 	// As the kubelet's image manager: the keyring is asked for the
 	// repository (normalized, no tag or digest).
 	repo, _, _, err := parsers.ParseImageName(p.Image)
 	if err != nil {
 		klog.ErrorS(err, "Failed to parse image name", "image", p.Image)
-		return result{Credentials: []credential{}}
+		return credwire.Result{Credentials: []credwire.Credential{}}
 	}
 	saName := ""
 	if p.ServiceAccount != nil {
@@ -212,14 +156,14 @@ func (s *server) lookup(p pull) result {
 	}
 	kr := plugin.NewExternalCredentialProviderDockerKeyring(p.Namespace, p.PodName, p.PodUID, saName)
 	creds, _ := kr.Lookup(repo)
-	out := result{Credentials: []credential{}}
+	out := credwire.Result{Credentials: []credwire.Credential{}}
 	for _, c := range creds {
-		out.Credentials = append(out.Credentials, credential{Username: c.Username, Password: c.Password})
+		out.Credentials = append(out.Credentials, credwire.Credential{Username: c.Username, Password: c.Password})
 	}
 	return out
 }
 
-func (s *server) pull(r request) response {
+func (s *server) pull(r credwire.Request) credwire.Answer {
 	s.mu.Lock()
 	for _, p := range r.Pulls {
 		if p.ServiceAccount != nil {
@@ -227,7 +171,7 @@ func (s *server) pull(r request) response {
 		}
 	}
 	s.mu.Unlock()
-	results := make([]result, len(r.Pulls))
+	results := make([]credwire.Result, len(r.Pulls))
 	if r.Concurrent {
 		var wg sync.WaitGroup
 		for i, p := range r.Pulls {
@@ -240,7 +184,7 @@ func (s *server) pull(r request) response {
 			results[i] = s.lookup(p)
 		}
 	}
-	return response{ID: r.ID, Results: results, Log: s.takeLog()}
+	return credwire.Answer{ID: r.ID, Results: results, Log: s.takeLog()}
 }
 
 func main() {
@@ -251,7 +195,7 @@ func main() {
 	_ = fs.Set("stderrthreshold", "FATAL")
 	_ = fs.Set("skip_headers", "true")
 	_ = fs.Set("v", os.Getenv("GAUNTLET_KLOG_V"))
-	s := &server{out: json.NewEncoder(os.Stdout), sas: map[string]*serviceAccount{}, waiting: map[int64]chan request{}}
+	s := &server{out: json.NewEncoder(os.Stdout), sas: map[string]*credwire.ServiceAccount{}, waiting: map[int64]chan credwire.Request{}}
 	// klog writes an error to the INFO, WARNING and ERROR outputs alike:
 	// collect it once.
 	klog.SetOutputBySeverity("INFO", s)
@@ -260,16 +204,16 @@ func main() {
 	}
 
 	in := bufio.NewReader(os.Stdin)
-	ops := make(chan request)
+	ops := make(chan credwire.Request)
 	go func() {
 		defer close(ops)
 		for {
 			line, err := in.ReadBytes('\n')
 			if len(strings.TrimSpace(string(line))) > 0 {
-				var r request
+				var r credwire.Request
 				if jerr := json.Unmarshal(line, &r); jerr != nil {
 					fmt.Fprintf(os.Stderr, "credprovider-kubelet: bad request line: %v\n", jerr)
-				} else if r.Op == "" && r.CID != 0 {
+				} else if r.IsTokenReply() {
 					s.mu.Lock()
 					ch := s.waiting[r.CID]
 					delete(s.waiting, r.CID)
@@ -298,7 +242,7 @@ func main() {
 	// Ops run one at a time, but off the reader, so that token callbacks
 	// can be answered while a pull is in flight.
 	for r := range ops {
-		done := make(chan response, 1)
+		done := make(chan credwire.Answer, 1)
 		go func() {
 			switch r.Op {
 			case "configure":
@@ -306,7 +250,7 @@ func main() {
 			case "pull":
 				done <- s.pull(r)
 			default:
-				done <- response{ID: r.ID, Error: fmt.Sprintf("unknown op %q", r.Op)}
+				done <- credwire.Answer{ID: r.ID, Error: fmt.Sprintf("unknown op %q", r.Op)}
 			}
 		}()
 		s.send(<-done)

@@ -60,6 +60,11 @@ func Connect(kubeconfig string) (*Client, error) {
 	}
 	cfg.Timeout = DefaultCallTimeout
 	cfg.UserAgent = "gauntlet-kubeapi"
+	// client-go's default client-side limit (5 QPS, burst 10) throttles a
+	// suite run creating and deleting dozens of namespaces, service
+	// accounts and pods to seconds per check; the server's own priority
+	// and fairness still applies.
+	cfg.QPS, cfg.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubeapi: client for %s: %w", cfg.Host, err)
@@ -200,11 +205,50 @@ func (c *Client) CreatePod(ctx context.Context, namespace, name, serviceAccount 
 	return pod, nil
 }
 
+// SetServiceAccountAnnotations replaces a service account's annotations
+// (same object, same UID: what a credential provider selects on changed).
+func (c *Client) SetServiceAccountAnnotations(ctx context.Context, namespace, name string, annotations map[string]string) (*corev1.ServiceAccount, error) {
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	sa, err := c.cs.CoreV1().ServiceAccounts(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kubeapi: get service account %s/%s: %w", namespace, name, err)
+	}
+	sa.Annotations = annotations
+	sa, err = c.cs.CoreV1().ServiceAccounts(namespace).Update(ctx, sa, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kubeapi: update service account %s/%s: %w", namespace, name, err)
+	}
+	return sa, nil
+}
+
+// DeletePod deletes a pod at once (grace 0: no kubelet will confirm a
+// graceful stop) and waits until it is gone.
+func (c *Client) DeletePod(ctx context.Context, namespace, name string) error {
+	zero := int64(0)
+	err := func() error {
+		ctx, cancel := c.call(ctx)
+		defer cancel()
+		return c.cs.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}()
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kubeapi: delete pod %s/%s: %w", namespace, name, err)
+	}
+	return c.waitGone(ctx, "pod "+namespace+"/"+name, func(ctx context.Context) error {
+		_, err := c.cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+}
+
 // TokenRequest asks for a service-account token bound to a pod, the way the
 // kubelet does for a credential provider in service-account mode.
 type TokenRequest struct {
 	Namespace      string
 	ServiceAccount string
+	// ServiceAccountUID, when set, is the UID the service account must
+	// have (the kubelet sends it; the server answers Conflict on a
+	// mismatch under TokenRequestServiceAccountUIDValidation).
+	ServiceAccountUID types.UID
 	// Pod the token is bound to (name and UID); required.
 	PodName string
 	PodUID  types.UID
@@ -238,7 +282,7 @@ func (c *Client) PodToken(ctx context.Context, r TokenRequest) (Token, error) {
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	tr, err := c.cs.CoreV1().ServiceAccounts(r.Namespace).CreateToken(ctx, r.ServiceAccount,
-		&authenticationv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{ObjectMeta: metav1.ObjectMeta{UID: r.ServiceAccountUID}, Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
 		return Token{}, fmt.Errorf("kubeapi: token for %s/%s bound to pod %s: %w", r.Namespace, r.ServiceAccount, r.PodName, err)
 	}
@@ -377,16 +421,28 @@ func (c *Client) DeleteNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
+// cleanupParallel bounds the namespaces Cleanup deletes at once: a suite
+// run can leave dozens, and one by one they take a second each.
+const cleanupParallel = 8
+
 // Cleanup deletes every namespace CreateNamespace made (and not yet
-// deleted), newest first.
+// deleted), several at a time.
 func (c *Client) Cleanup(ctx context.Context) error {
 	c.mu.Lock()
 	names := append([]string(nil), c.namespaces...)
 	c.mu.Unlock()
-	var errs []error
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, cleanupParallel)
+	var wg sync.WaitGroup
 	for i := len(names) - 1; i >= 0; i-- {
-		errs = append(errs, c.DeleteNamespace(ctx, names[i]))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = c.DeleteNamespace(ctx, names[i])
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

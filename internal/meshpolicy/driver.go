@@ -51,6 +51,68 @@ func StandardPorts() []Port {
 	}
 }
 
+// ServicePortFor returns the standard Service port of a protocol.
+func ServicePortFor(p Protocol) int {
+	switch p {
+	case TCP:
+		return TCPServicePort
+	case GRPC:
+		return GRPCServicePort
+	}
+	return HTTPServicePort
+}
+
+// AllProtocols are the protocols of the echo workloads, in the order the
+// suite prefers them for checks that need "a request" (HTTP, then gRPC,
+// then TCP).
+var AllProtocols = []Protocol{HTTP, GRPC, TCP}
+
+// ProtocolLister is implemented by a Driver whose target serves only some
+// protocols (e.g. a proxyless-gRPC mesh serves GRPC only). A Driver without
+// it serves HTTP, TCP and GRPC.
+type ProtocolLister interface {
+	Protocols() []Protocol
+}
+
+// Served returns the protocols d serves, in AllProtocols order.
+func Served(d Driver) []Protocol {
+	pl, ok := d.(ProtocolLister)
+	if !ok {
+		return append([]Protocol(nil), AllProtocols...)
+	}
+	has := map[Protocol]bool{}
+	for _, p := range pl.Protocols() {
+		has[p] = true
+	}
+	var out []Protocol
+	for _, p := range AllProtocols {
+		if has[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseProtocol parses a protocol name (HTTP, TCP, GRPC; any case).
+func ParseProtocol(s string) (Protocol, bool) {
+	for _, p := range AllProtocols {
+		if strings.EqualFold(s, string(p)) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// ClassError is an error whose ErrorClass is already known, e.g. one
+// carried across a process boundary by an out-of-process driver
+// (internal/meshpolicy/meshexec): Classify returns its Class.
+type ClassError struct {
+	Class ErrorClass
+	Msg   string
+}
+
+func (e *ClassError) Error() string { return e.Msg }
+
 // PortFor returns the standard container port of a protocol.
 func PortFor(p Protocol) int {
 	switch p {
@@ -279,6 +341,10 @@ type Driver interface {
 func Classify(err error) ErrorClass {
 	if err == nil {
 		return ErrNone
+	}
+	var ce *ClassError
+	if errors.As(err, &ce) {
+		return ce.Class
 	}
 	var ne net.Error
 	switch {

@@ -69,3 +69,45 @@ func TestPolicyString(t *testing.T) {
 		}
 	}
 }
+
+type lister struct {
+	Driver
+	ps []Protocol
+}
+
+func (l lister) Protocols() []Protocol { return l.ps }
+
+func TestServed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		d    Driver
+		want string
+	}{
+		{"no lister serves all", struct{ Driver }{}, "[HTTP GRPC TCP]"},
+		{"preference order", lister{ps: []Protocol{TCP, GRPC}}, "[GRPC TCP]"},
+		{"unknown and duplicates dropped", lister{ps: []Protocol{"SCTP", GRPC, GRPC}}, "[GRPC]"},
+	}
+	for _, tc := range tests {
+		if got := fmt.Sprint(Served(tc.d)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	for in, want := range map[string]Protocol{"grpc": GRPC, "HTTP": HTTP, "Tcp": TCP, "sctp": ""} {
+		if got, ok := ParseProtocol(in); got != want || ok != (want != "") {
+			t.Errorf("ParseProtocol(%q) = %q, %v", in, got, ok)
+		}
+	}
+	if got := ServicePortFor(GRPC); got != GRPCServicePort {
+		t.Errorf("ServicePortFor(GRPC) = %d", got)
+	}
+}
+
+// A class carried across a process boundary survives wrapping.
+func TestClassifyClassError(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("echo: %w", &ClassError{Class: ErrEOF, Msg: "read: connection closed"})
+	if got := Classify(err); got != ErrEOF {
+		t.Errorf("Classify = %q, want eof", got)
+	}
+}

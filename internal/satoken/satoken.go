@@ -64,6 +64,34 @@ type Source interface {
 	Name() string
 }
 
+// Subject is who pulls: a namespace, and optionally a service account (with
+// its annotations) and a pod running as it. A caller names subjects with
+// identities of its own making (any names, UIDs it generated); a Binder
+// returns the same subject as the API server has it.
+type Subject struct {
+	Namespace         string
+	ServiceAccount    string // empty: a pod without one (a static pod)
+	ServiceAccountUID string
+	Annotations       map[string]string
+	PodName           string
+	PodUID            string
+}
+
+// A Binder is a Source that can only bind tokens to objects that exist (a
+// real API server's TokenRequest checks the pod's and the service
+// account's UIDs). Bind makes the subject exist: the namespace (under a
+// generated name the first time the caller's namespace is named), the
+// service account with exactly the given annotations (recreated, so with a
+// new UID, when the caller's UID for it changed) and the pod running as it
+// (recreated when the caller's pod UID changed). It returns the real
+// namespace and UIDs; a subject without a service account only gets its
+// namespace translated. Token then issues tokens for the returned
+// identities.
+type Binder interface {
+	Source
+	Bind(ctx context.Context, s Subject) (Subject, error)
+}
+
 // Issuer signs tokens with its own ES256 key. It is safe for concurrent use.
 type Issuer struct {
 	URL string

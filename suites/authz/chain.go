@@ -137,6 +137,9 @@ func (e *Env) runCases(ctx context.Context, id string, cases []chainCase) error 
 			if err != nil {
 				return err
 			}
+			if err := tooSlow(c.script, st, e.Chain.Timing.Timeout); err != nil {
+				return err
+			}
 			return e.judge(ctx, user, st, c.want)
 		})
 		if first == nil {
@@ -144,6 +147,23 @@ func (e *Env) runCases(ctx context.Context, id string, cases []chainCase) error 
 		}
 	}
 	return first
+}
+
+// tooSlow is a setup error for a case whose probes all answer at once but
+// whose chain still timed out calling one: the machine is too busy for the
+// configured webhook timeout, so the outcome says nothing about the chain
+// (under such a timeout a failurePolicy Deny would pass AZ09 whatever the
+// chain does with allowed && denied).
+func tooSlow(s script, st authorizationv1.SubjectAccessReviewStatus, timeout time.Duration) error {
+	for _, a := range s {
+		if a == probe.Slow {
+			return nil
+		}
+	}
+	if ev := st.EvaluationError; strings.Contains(ev, "Client.Timeout exceeded") || strings.Contains(ev, "context deadline exceeded") {
+		return fmt.Errorf("the chain timed out calling a webhook that answers at once (timeout %s): the machine is too busy to judge this case; evaluationError %q", timeout, ev)
+	}
+	return nil
 }
 
 func (e *Env) judge(ctx context.Context, user string, st authorizationv1.SubjectAccessReviewStatus, w outcome) error {

@@ -69,6 +69,8 @@ var _ = Suite.Register(
 				if _, err := sc.pullOne(ctx, "s01.gauntlet.test/app", pd); err != nil {
 					return err
 				}
+				pd = sc.bound(pd) // with a real API server: the objects it created
+				sa = pd.SA
 				rs, err := sc.records("s01")
 				if err != nil {
 					return err
@@ -77,6 +79,7 @@ var _ = Suite.Register(
 					return conformance.Failf("want one invocation carrying a service-account token, got %d invocation(s) (token: %v)", len(rs), len(rs) == 1 && rs[0].HasToken)
 				}
 				conformance.Note(ctx, "token-source", sc.c.tokens.Name())
+				sc.noteTokenReview(ctx, rs[0], p.TokenAttributes.ServiceAccountTokenAudience)
 				c := rs[0].Claims
 				if c.Error != "" {
 					return conformance.Failf("the token is not a decodable JWT: %s", c.Error)
@@ -200,10 +203,10 @@ var _ = Suite.Register(
 				if err != nil {
 					return err
 				}
-				if err := gotUser(res.Results[0].Credentials, ns+"/a", "pull as SA a"); err != nil {
+				if err := gotUser(res.Results[0].Credentials, sc.ns(ns)+"/a", "pull as SA a"); err != nil {
 					return conformance.Setupf("%v", err)
 				}
-				if err := gotUser(res.Results[1].Credentials, ns+"/b", "pull as SA b after SA a"); err != nil {
+				if err := gotUser(res.Results[1].Credentials, sc.ns(ns)+"/b", "pull as SA b after SA a"); err != nil {
 					return err
 				}
 				return countIs(sc, "s05", 2, "pulls as SA a then SA b")
@@ -225,7 +228,7 @@ var _ = Suite.Register(
 				if err := countIs(sc, "s06", 1, "two pods of one service account (cacheType ServiceAccount)"); err != nil {
 					return err
 				}
-				return gotUser(res.Results[1].Credentials, "gauntlet-s06/a", "second pod")
+				return gotUser(res.Results[1].Credentials, sc.ns("gauntlet-s06")+"/a", "second pod")
 			})
 		},
 	},
@@ -321,7 +324,7 @@ var _ = Suite.Register(
 				if err != nil {
 					return err
 				}
-				if err := gotUser(res.Results[1].Credentials, "gauntlet-s10-two/default", "pull in the second namespace"); err != nil {
+				if err := gotUser(res.Results[1].Credentials, sc.ns("gauntlet-s10-two")+"/default", "pull in the second namespace"); err != nil {
 					return err
 				}
 				return countIs(sc, "s10", 2, "pulls as default in two namespaces")
@@ -428,7 +431,7 @@ var _ = Suite.Register(
 				if err != nil {
 					return err
 				}
-				if err := gotUser(res.Results[1].Credentials, ns+"/a", "pull as SA a after a pull without a service account"); err != nil {
+				if err := gotUser(res.Results[1].Credentials, sc.ns(ns)+"/a", "pull as SA a after a pull without a service account"); err != nil {
 					return err
 				}
 				if err := gotUser(res.Results[2].Credentials, "-/-", "second pull without a service account"); err != nil {
@@ -460,7 +463,7 @@ var _ = Suite.Register(
 				}
 				var wrong []string
 				for i, r := range res.Results {
-					if want := ns + "/" + pods[i].SA.Name; len(r.Credentials) == 0 || r.Credentials[0].Username != want {
+					if want := sc.ns(ns) + "/" + pods[i].SA.Name; len(r.Credentials) == 0 || r.Credentials[0].Username != want {
 						wrong = append(wrong, fmt.Sprintf("%s got %s", pods[i].SA.Name, credsString(r.Credentials)))
 					}
 				}

@@ -12,14 +12,10 @@ package credprovider
 // Line protocol. A consumer is reached through ConsumerSettings.Dial, one
 // connection per scenario (the kubelet package registers providers into a
 // process-global list, so a command consumer is one process per scenario).
-// Both directions carry JSON objects, one per line. The suite sends
-// requests with an increasing "id" and waits for the answer with that id:
-//
-//	{"id":1,"op":"configure","config":"/…/config.yaml or a directory","binDir":"/…/bin","env":["K=V",…]}
-//	  -> {"id":1,"name":"what the consumer is"}  or  {"id":1,"error":"the config error, verbatim"}
-//	{"id":2,"op":"pull","concurrent":false,"pulls":[{"image":"reg.test/a:1","namespace":"ns",
-//	  "podName":"p","podUID":"…","serviceAccount":{"name":"sa","uid":"…","annotations":{…}}}]}
-//	  -> {"id":2,"results":[{"credentials":[{"username":"…","password":"…"}]}],"log":["…"]}
+// Both directions carry JSON objects, one per line; the messages are
+// internal/credwire's (Request, Answer, TokenCallback, with examples). The
+// suite sends "configure" (the config path, the bin dir, "env") and then
+// "pull" requests and waits for the answer of each.
 //
 // "env" is the host environment the consumer's plugins inherit (the
 // provider's configured env must still win). "serviceAccount" is absent for
@@ -29,15 +25,15 @@ package credprovider
 // consumer would try, in order; "log" is what the consumer reported while
 // serving the request (errors naming the plugin and its stderr).
 // "concurrent": true starts all pulls of the request at once. While serving
-// a request the consumer asks for service-account tokens with
-//
-//	{"callback":"token","cid":7,"namespace":"ns","serviceAccount":"sa","serviceAccountUID":"…",
-//	  "audiences":["…"],"boundKind":"Pod","boundName":"p","boundUID":"…"}
-//	  <- {"cid":7,"token":"…"}  or  {"cid":7,"error":"…"}
-//
+// a request the consumer asks for service-account tokens with a token
+// callback (the TokenRequest it would send the API server),
 // and the suite answers from its token source (the in-process issuer, or
 // TokenRequest on a real API server), caching one token per (pod, service
-// account UID, audience) as the kubelet's token manager does. Closing the
+// account UID, audience) as the kubelet's token manager does. With a real
+// API server (a satoken.Binder) the pods and service accounts the checks
+// make up are created there before they are pulled as, and the consumer is
+// handed the real namespace and UIDs (sc.bound, sc.ns), so every token is
+// one the server issued and bound to an object it knows. Closing the
 // connection (stdin EOF for a command) ends the scenario; a consumer must
 // then stop its plugins.
 
@@ -46,6 +42,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,6 +62,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gauntlet-conformance/gauntlet/conformance"
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 	"github.com/gauntlet-conformance/gauntlet/internal/satoken"
 )
 
@@ -111,8 +109,13 @@ type ConsumerSettings struct {
 type ConsumerEnv struct {
 	Settings ConsumerSettings
 	tokens   satoken.Source
+	binder   satoken.Binder // tokens, when it is a real API server
 	dir      string
 	seq      atomic.Int64
+
+	boundMu sync.Mutex
+	bound   map[string]pod    // a check's pod (ns/name/uid) -> as the consumer was handed it
+	nsOf    map[string]string // a check's namespace -> the real one
 
 	mu   sync.Mutex
 	live map[*scenario]bool
@@ -131,7 +134,7 @@ func setupConsumer(ctx context.Context, s ConsumerSettings, e *Env) error {
 	if _, err := os.Stat(s.Probe); err != nil {
 		return fmt.Errorf("credprovider consumer: probe plugin executable: %w", err)
 	}
-	c := &ConsumerEnv{Settings: s, tokens: s.Tokens, live: map[*scenario]bool{}}
+	c := &ConsumerEnv{Settings: s, tokens: s.Tokens, live: map[*scenario]bool{}, bound: map[string]pod{}, nsOf: map[string]string{}}
 	if c.tokens == nil {
 		iss, err := satoken.NewIssuer()
 		if err != nil {
@@ -139,6 +142,7 @@ func setupConsumer(ctx context.Context, s ConsumerSettings, e *Env) error {
 		}
 		c.tokens = iss
 	}
+	c.binder, _ = c.tokens.(satoken.Binder)
 	dir, err := os.MkdirTemp(s.WorkDir, "gauntlet-credprovider-consumer-")
 	if err != nil {
 		return fmt.Errorf("credprovider consumer: work dir: %w", err)
@@ -278,60 +282,14 @@ func (t *tailBuffer) String() string {
 	return string(t.buf)
 }
 
-// Wire types of the line protocol.
+// Short names for the wire formats (internal/credwire) the checks use.
 type (
-	wireRequest struct {
-		ID         int64      `json:"id,omitempty"`
-		Op         string     `json:"op,omitempty"`
-		Config     string     `json:"config,omitempty"`
-		BinDir     string     `json:"binDir,omitempty"`
-		Env        []string   `json:"env,omitempty"`
-		Pulls      []wirePull `json:"pulls,omitempty"`
-		Concurrent bool       `json:"concurrent,omitempty"`
-		CID        int64      `json:"cid,omitempty"`
-		Token      string     `json:"token,omitempty"`
-		Error      string     `json:"error,omitempty"`
-	}
-	wirePull struct {
-		Image          string          `json:"image"`
-		Namespace      string          `json:"namespace"`
-		PodName        string          `json:"podName"`
-		PodUID         string          `json:"podUID"`
-		ServiceAccount *serviceAccount `json:"serviceAccount,omitempty"`
-	}
-	wireAnswer struct {
-		ID      int64  `json:"id"`
-		Name    string `json:"name"`
-		Error   string `json:"error"`
-		Results []struct {
-			Credentials []credential `json:"credentials"`
-		} `json:"results"`
-		Log []string `json:"log"`
-		// A token callback.
-		Callback          string   `json:"callback"`
-		CID               int64    `json:"cid"`
-		Namespace         string   `json:"namespace"`
-		ServiceAccount    string   `json:"serviceAccount"`
-		ServiceAccountUID string   `json:"serviceAccountUID"`
-		Audiences         []string `json:"audiences"`
-		BoundKind         string   `json:"boundKind"`
-		BoundName         string   `json:"boundName"`
-		BoundUID          string   `json:"boundUID"`
-	}
+	serviceAccount = credwire.ServiceAccount
+	credential     = credwire.Credential
+	probeScript    = credwire.ProbeScript
+	probeResponse  = credwire.ProbeResponse
+	probeRecord    = credwire.ProbeRecord
 )
-
-type serviceAccount struct {
-	Name        string            `json:"name"`
-	UID         string            `json:"uid"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-type credential struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-func (c credential) String() string { return c.Username + ":" + c.Password }
 
 // pod is who pulls: a pod and its service account (nil: none).
 type pod struct {
@@ -354,55 +312,6 @@ func newPod(ns, name string, sa *serviceAccount) pod {
 // newSA makes a service account (a fresh UID) with annotations.
 func newSA(name string, annotations map[string]string) *serviceAccount {
 	return &serviceAccount{Name: name, UID: newUID(), Annotations: annotations}
-}
-
-// probeScript and probeResponse are the probe's script format (mirrored by
-// fakes/credprovider/probe). Templates: {name} {n} {image} {ns} {sa} {pod}
-// {token}.
-type probeScript struct {
-	Responses []probeResponse `json:"responses"`
-	RecordEnv []string        `json:"recordEnv,omitempty"`
-}
-
-type probeResponse struct {
-	Sleep         string                `json:"sleep,omitempty"`
-	Hang          bool                  `json:"hang,omitempty"`
-	HangChild     bool                  `json:"hangChild,omitempty"`
-	ExitCode      int                   `json:"exitCode,omitempty"`
-	Stderr        string                `json:"stderr,omitempty"`
-	Raw           *string               `json:"raw,omitempty"`
-	Prefix        string                `json:"prefix,omitempty"`
-	APIVersion    string                `json:"apiVersion,omitempty"`
-	CacheKeyType  string                `json:"cacheKeyType,omitempty"`
-	CacheDuration *string               `json:"cacheDuration,omitempty"`
-	Auth          map[string]credential `json:"auth,omitempty"`
-	Extra         map[string]any        `json:"extra,omitempty"`
-}
-
-// probeRecord is one probe invocation (fakes/credprovider/probe.Record).
-type probeRecord struct {
-	N            int               `json:"n"`
-	PID          int               `json:"pid"`
-	Name         string            `json:"name"`
-	Start        time.Time         `json:"start"`
-	Args         []string          `json:"args"`
-	Env          map[string]string `json:"env"`
-	RequestError string            `json:"requestError"`
-	APIVersion   string            `json:"apiVersion"`
-	Image        string            `json:"image"`
-	HasToken     bool              `json:"hasToken"`
-	TokenHash    string            `json:"tokenHash"`
-	Claims       *struct {
-		Audience          []string `json:"audience"`
-		Namespace         string   `json:"namespace"`
-		ServiceAccount    string   `json:"serviceAccount"`
-		ServiceAccountUID string   `json:"serviceAccountUID"`
-		PodName           string   `json:"podName"`
-		PodUID            string   `json:"podUID"`
-		Error             string   `json:"error"`
-	} `json:"claims"`
-	Annotations map[string]string `json:"annotations"`
-	Fields      []string          `json:"fields"`
 }
 
 // scenarioSpec describes one scenario.
@@ -434,14 +343,14 @@ type scenario struct {
 
 	mu      sync.Mutex
 	nextID  int64
-	waiting map[int64]chan wireAnswer
+	waiting map[int64]chan credwire.Answer
 	readErr error
 	done    chan struct{}
 	once    sync.Once
 
 	tokMu    sync.Mutex
 	tokens   map[string]string
-	tokenReq []wireAnswer
+	tokenReq []credwire.TokenCallback
 }
 
 // configError is the consumer's rejection of a scenario's config.
@@ -470,7 +379,7 @@ func (c *ConsumerEnv) open(ctx context.Context, spec scenarioSpec) (*scenario, e
 	n := c.seq.Add(1)
 	dir := filepath.Join(c.dir, fmt.Sprintf("s%03d", n))
 	sc := &scenario{c: c, dir: dir, binDir: filepath.Join(dir, "bin"), state: filepath.Join(dir, "probe"),
-		waiting: map[int64]chan wireAnswer{}, done: make(chan struct{}), tokens: map[string]string{}}
+		waiting: map[int64]chan credwire.Answer{}, done: make(chan struct{}), tokens: map[string]string{}}
 	for _, d := range []string{sc.binDir, sc.state} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -526,7 +435,7 @@ func (c *ConsumerEnv) open(ctx context.Context, spec scenarioSpec) (*scenario, e
 	c.live[sc] = true
 	c.mu.Unlock()
 	go sc.read()
-	a, err := sc.call(ctx, wireRequest{Op: "configure", Config: configPath, BinDir: sc.binDir, Env: spec.hostEnv})
+	a, err := sc.call(ctx, credwire.Request{Op: "configure", Config: configPath, BinDir: sc.binDir, Env: spec.hostEnv})
 	if err != nil {
 		sc.close()
 		return nil, err
@@ -579,13 +488,13 @@ func (sc *scenario) read() {
 		var line []byte
 		line, err = in.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
-			var a wireAnswer
+			var a credwire.ConsumerLine
 			if jerr := json.Unmarshal(line, &a); jerr != nil {
 				err = fmt.Errorf("the consumer wrote a line that is not protocol JSON: %v: %q", jerr, conformance.FirstLine(string(line), 200))
 				break
 			}
 			if a.Callback == "token" {
-				go sc.answerToken(a)
+				go sc.answerToken(a.TokenCallback)
 				continue
 			}
 			sc.mu.Lock()
@@ -593,7 +502,7 @@ func (sc *scenario) read() {
 			delete(sc.waiting, a.ID)
 			sc.mu.Unlock()
 			if ch != nil {
-				ch <- a
+				ch <- a.Answer
 			}
 		}
 		if err != nil {
@@ -609,7 +518,7 @@ func (sc *scenario) read() {
 	close(sc.done)
 }
 
-func (sc *scenario) send(r wireRequest) error {
+func (sc *scenario) send(r credwire.Request) error {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	return sc.enc.Encode(r)
@@ -617,15 +526,15 @@ func (sc *scenario) send(r wireRequest) error {
 
 // call sends a request and waits for its answer, the context's deadline or
 // the connection's end.
-func (sc *scenario) call(ctx context.Context, r wireRequest) (wireAnswer, error) {
-	ch := make(chan wireAnswer, 1)
+func (sc *scenario) call(ctx context.Context, r credwire.Request) (credwire.Answer, error) {
+	ch := make(chan credwire.Answer, 1)
 	sc.mu.Lock()
 	sc.nextID++
 	r.ID = sc.nextID
 	sc.waiting[r.ID] = ch
 	sc.mu.Unlock()
 	if err := sc.send(r); err != nil {
-		return wireAnswer{}, fmt.Errorf("write to the consumer: %w%s", err, sc.diagnostics())
+		return credwire.Answer{}, fmt.Errorf("write to the consumer: %w%s", err, sc.diagnostics())
 	}
 	select {
 	case a := <-ch:
@@ -634,9 +543,9 @@ func (sc *scenario) call(ctx context.Context, r wireRequest) (wireAnswer, error)
 		sc.mu.Lock()
 		err := sc.readErr
 		sc.mu.Unlock()
-		return wireAnswer{}, fmt.Errorf("%s: %w%s", r.Op, err, sc.diagnostics())
+		return credwire.Answer{}, fmt.Errorf("%s: %w%s", r.Op, err, sc.diagnostics())
 	case <-ctx.Done():
-		return wireAnswer{}, fmt.Errorf("the consumer did not answer %s: %w", r.Op, context.Cause(ctx))
+		return credwire.Answer{}, fmt.Errorf("the consumer did not answer %s: %w", r.Op, context.Cause(ctx))
 	}
 }
 
@@ -658,8 +567,8 @@ func lastLines(s string, n int) string {
 }
 
 // answerToken mints (or reuses) the token a consumer asked for.
-func (sc *scenario) answerToken(a wireAnswer) {
-	rep := wireRequest{CID: a.CID}
+func (sc *scenario) answerToken(a credwire.TokenCallback) {
+	rep := credwire.Request{CID: a.CID}
 	key := strings.Join(append([]string{a.Namespace, a.ServiceAccount, a.ServiceAccountUID, a.BoundKind, a.BoundName, a.BoundUID}, a.Audiences...), "\x00")
 	sc.tokMu.Lock()
 	sc.tokenReq = append(sc.tokenReq, a)
@@ -692,6 +601,90 @@ func (sc *scenario) answerToken(a wireAnswer) {
 	_ = sc.send(rep)
 }
 
+// bind makes p exist where tokens come from (a no-op for the in-process
+// issuer) and returns it as the consumer is to see it: the real namespace,
+// and for a pod with a service account the real pod and service account
+// UIDs. A pod without one is a static pod: its UID stays the check's.
+func (c *ConsumerEnv) bind(ctx context.Context, p pod) (pod, error) {
+	if c.binder == nil {
+		return p, nil
+	}
+	sub := satoken.Subject{Namespace: p.Namespace, PodName: p.Name, PodUID: p.UID}
+	if p.SA != nil {
+		sub.ServiceAccount, sub.ServiceAccountUID, sub.Annotations = p.SA.Name, p.SA.UID, p.SA.Annotations
+	}
+	got, err := c.binder.Bind(ctx, sub)
+	if err != nil {
+		return pod{}, fmt.Errorf("create pod %s/%s in the API server (%s): %w", p.Namespace, p.Name, c.tokens.Name(), err)
+	}
+	b := pod{Namespace: got.Namespace, Name: p.Name, UID: p.UID}
+	if p.SA != nil {
+		b.UID = got.PodUID
+		b.SA = &serviceAccount{Name: p.SA.Name, UID: got.ServiceAccountUID, Annotations: p.SA.Annotations}
+	}
+	c.boundMu.Lock()
+	c.bound[p.Namespace+"/"+p.Name+"/"+p.UID] = b
+	c.nsOf[p.Namespace] = got.Namespace
+	c.boundMu.Unlock()
+	return b, nil
+}
+
+// bound is p as the consumer was last handed it (p itself before any pull
+// or without a real API server).
+func (sc *scenario) bound(p pod) pod {
+	sc.c.boundMu.Lock()
+	defer sc.c.boundMu.Unlock()
+	if b, ok := sc.c.bound[p.Namespace+"/"+p.Name+"/"+p.UID]; ok {
+		return b
+	}
+	return p
+}
+
+// ns is the namespace a check named as the consumer was handed it (the
+// real, generated one with a real API server, once a pull used it).
+func (sc *scenario) ns(name string) string {
+	sc.c.boundMu.Lock()
+	defer sc.c.boundMu.Unlock()
+	if n, ok := sc.c.nsOf[name]; ok {
+		return n
+	}
+	return name
+}
+
+// noteTokenReview records in the report whether the token a probe
+// invocation received is one the suite handed the consumer and, when the
+// token source can review tokens (a real API server's TokenReview), its
+// verdict for audience: evidence that the run used real tokens.
+func (sc *scenario) noteTokenReview(ctx context.Context, r probeRecord, audience string) {
+	if !r.HasToken {
+		return
+	}
+	sc.tokMu.Lock()
+	var tok string
+	for _, t := range sc.tokens {
+		if fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(t))) == r.TokenHash {
+			tok = t
+		}
+	}
+	sc.tokMu.Unlock()
+	if tok == "" {
+		conformance.Note(ctx, "token-review", "the plugin received a token the suite never handed the consumer")
+		return
+	}
+	v, ok := sc.c.tokens.(interface {
+		Verify(ctx context.Context, token, audience string) error
+	})
+	if !ok {
+		conformance.Note(ctx, "token-review", "issued by "+sc.c.tokens.Name())
+		return
+	}
+	if err := v.Verify(ctx, tok, audience); err != nil {
+		conformance.Note(ctx, "token-review", "not authenticated: "+err.Error())
+		return
+	}
+	conformance.Note(ctx, "token-review", "authenticated for "+audience+" by "+sc.c.tokens.Name())
+}
+
 // pullResult is what the consumer answered for one pull.
 type pullResult struct {
 	Credentials []credential
@@ -706,11 +699,14 @@ type pullBatch struct {
 // pull asks for the credentials of pulls, one after the other (or all at
 // once when concurrent).
 func (sc *scenario) pull(ctx context.Context, concurrent bool, images []string, pods ...pod) (pullBatch, error) {
-	var r wireRequest
+	var r credwire.Request
 	r.Op, r.Concurrent = "pull", concurrent
 	for i, img := range images {
-		p := pods[min(i, len(pods)-1)]
-		r.Pulls = append(r.Pulls, wirePull{Image: img, Namespace: p.Namespace, PodName: p.Name, PodUID: p.UID, ServiceAccount: p.SA})
+		p, err := sc.c.bind(ctx, pods[min(i, len(pods)-1)])
+		if err != nil {
+			return pullBatch{}, err
+		}
+		r.Pulls = append(r.Pulls, credwire.Pull{Image: img, Namespace: p.Namespace, PodName: p.Name, PodUID: p.UID, ServiceAccount: p.SA})
 	}
 	a, err := sc.call(ctx, r)
 	if err != nil {

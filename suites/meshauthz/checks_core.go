@@ -94,7 +94,7 @@ var _ = register(fixture{servers: append(srv("ma04", "a", "b"), server{ns: "ma04
 		d, a := e.id("cli", "denied"), e.id("cli", "allowed")
 		conformance.Case(ctx, "every-pod", func(ctx context.Context) error {
 			return e.check(ctx, cat(e.all(d, e.wl("ma04", "a"), denied), e.all(d, e.wl("ma04", "b"), denied),
-				[]expectation{e.x(a, e.wl("ma04", "a"), mp.HTTP, allowed), e.x(a, e.wl("ma04", "b"), mp.HTTP, allowed)})...)
+				[]expectation{e.one(a, e.wl("ma04", "a"), allowed), e.one(a, e.wl("ma04", "b"), allowed)})...)
 		})
 		conformance.Case(ctx, "no-other-namespace", func(ctx context.Context) error {
 			return e.check(ctx, e.all(d, e.wl("ma04-other", "a"), allowed)...)
@@ -193,20 +193,35 @@ var _ = register(fixture{servers: srv("ma10", "server")}, conformance.Check[*Env
 	},
 })
 
-var _ = register(fixture{servers: srv("ma11", "server")}, conformance.Check[*Env]{
+// unservedPort is a port no fixture workload listens on (MA11's rule that
+// matches the source but not the port).
+const unservedPort = 6060
+
+var _ = register(fixture{servers: srv("ma11", "server", "other-port")}, conformance.Check[*Env]{
 	ID: "MA11", Name: "the criteria within a rule are ANDed (source and port)",
 	Faults: []faults.Fault{faults.MeshRuleCriteriaORed},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
 		defer ps.cleanup()
+		// server: source cli/allowed AND the primary protocol's port;
+		// other-port: source cli/allowed AND a port it does not serve.
 		r := from(e.sa("cli", "allowed"))
-		r.Ports = []int{mp.HTTPPort}
+		r.Ports = []int{mp.PortFor(e.Primary)}
 		if err := ps.apply(ctx, e.policy("ma11", "source-and-port", mp.Allow, app("server"), r)); err != nil {
 			return err
 		}
+		r = from(e.sa("cli", "allowed"))
+		r.Ports = []int{unservedPort}
+		if err := ps.apply(ctx, e.policy("ma11", "source-and-other-port", mp.Allow, app("other-port"), r)); err != nil {
+			return err
+		}
 		to, a, d := e.wl("ma11", "server"), e.id("cli", "allowed"), e.id("cli", "denied")
-		return e.check(ctx, e.x(a, to, mp.HTTP, allowed), e.x(a, to, mp.TCP, denied), e.x(a, to, mp.GRPC, denied),
-			e.x(d, to, mp.HTTP, denied))
+		xs := []expectation{e.one(a, to, allowed)}
+		for _, p := range e.Protocols[1:] { // the source matches, the port does not
+			xs = append(xs, e.x(a, to, p, denied))
+		}
+		xs = append(xs, e.one(d, to, denied), e.one(a, e.wl("ma11", "other-port"), denied))
+		return e.check(ctx, xs...)
 	},
 })
 
@@ -250,21 +265,21 @@ var _ = register(fixture{servers: srv("ma13", "server")}, conformance.Check[*Env
 })
 
 var _ = register(fixture{servers: srv("ma14", "server")}, conformance.Check[*Env]{
-	ID: "MA14", Name: "ports are destination container ports: a rule on 8080 applies when reached via Service port 80",
+	ID: "MA14", Name: "ports are destination container ports: a rule on the container port (8080) applies when reached via the Service port (80)",
 	Faults: []faults.Fault{faults.MeshServicePortMatching},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
 		defer ps.cleanup()
 		r := from(e.sa("cli", "allowed"))
-		r.Ports = []int{mp.HTTPPort}
+		r.Ports = []int{mp.PortFor(e.Primary)}
 		if err := ps.apply(ctx, e.policy("ma14", "container-port", mp.Allow, app("server"), r)); err != nil {
 			return err
 		}
 		to := e.wl("ma14", "server")
 		viaSvc := func(id mp.Identity, w want) expectation {
-			return expectation{from: id, to: to, proto: mp.HTTP, port: mp.HTTPServicePort, via: true, want: w}
+			return expectation{from: id, to: to, proto: e.Primary, port: mp.ServicePortFor(e.Primary), via: true, want: w}
 		}
-		return e.check(ctx, viaSvc(e.id("cli", "allowed"), allowed), e.x(e.id("cli", "allowed"), to, mp.HTTP, allowed),
+		return e.check(ctx, viaSvc(e.id("cli", "allowed"), allowed), e.one(e.id("cli", "allowed"), to, allowed),
 			viaSvc(e.id("cli", "denied"), denied))
 	},
 })
@@ -323,7 +338,7 @@ var _ = register(fixture{servers: srv("ma17", "server")}, conformance.Check[*Env
 		if err := ps.apply(ctx, e.policy("ma17", "edited", mp.Allow, app("server"), from(e.sa("cli", "allowed")))); err != nil {
 			return err
 		}
-		if err := e.check(ctx, e.x(a, to, mp.HTTP, allowed), e.x(o, to, mp.HTTP, denied)); err != nil {
+		if err := e.check(ctx, e.one(a, to, allowed), e.one(o, to, denied)); err != nil {
 			return err
 		}
 		start := time.Now()
@@ -369,7 +384,7 @@ var _ = register(fixture{servers: srv("ma19", "server")}, conformance.Check[*Env
 		}
 		// A STRICT-mTLS mesh refuses plaintext everywhere, which makes this
 		// check pass without a policy's help: record which mesh this is.
-		r, o, err := e.do(ctx, e.x(noID, e.wl(baseline.ns, baseline.name), mp.HTTP, allowed))
+		r, o, err := e.do(ctx, e.one(noID, e.wl(baseline.ns, baseline.name), allowed))
 		if err != nil {
 			return err
 		}
@@ -418,7 +433,8 @@ var _ = register(fixture{servers: srv("ma20", "server")}, conformance.Check[*Env
 
 var _ = register(fixture{servers: srv("ma21", "server")}, conformance.Check[*Env]{
 	ID: "MA21", Name: "health probes keep working under a namespace-wide ALLOW",
-	Faults: []faults.Fault{faults.MeshProbesEnforced},
+	Features: []conformance.Feature{FeatureProtocolHTTP}, // the kubelet's probe is HTTP
+	Faults:   []faults.Fault{faults.MeshProbesEnforced},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
 		defer ps.cleanup()
@@ -482,7 +498,8 @@ var _ = register(fixture{}, conformance.Check[*Env]{
 
 var _ = register(fixture{servers: srv("ma23", "server")}, conformance.Check[*Env]{
 	ID: "MA23", Name: "a TCP denial is a connection error, never data",
-	Faults: []faults.Fault{faults.MeshTCPDenyData},
+	Features: []conformance.Feature{FeatureProtocolTCP},
+	Faults:   []faults.Fault{faults.MeshTCPDenyData},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
 		defer ps.cleanup()

@@ -10,12 +10,12 @@ import (
 )
 
 // MX: vendor extensions, each behind a declared feature (MX26 is
-// informational and runs everywhere: it records what happens and fails only
-// on a stalled connection).
+// informational and runs wherever TCP is served: it records what happens
+// and fails only on a stalled connection).
 
 var _ = register(fixture{servers: srv("mx24", "server")}, conformance.Check[*Env]{
 	ID: "MX24", Name: "a denied HTTP request gets exactly 403",
-	Features: []conformance.Feature{FeatureHTTP403},
+	Features: []conformance.Feature{FeatureHTTP403, FeatureProtocolHTTP},
 	Faults:   []faults.Fault{faults.MeshHTTPDenyReset},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
@@ -41,7 +41,7 @@ var _ = register(fixture{servers: srv("mx24", "server")}, conformance.Check[*Env
 
 var _ = register(fixture{servers: srv("mx25", "server")}, conformance.Check[*Env]{
 	ID: "MX25", Name: "a denied gRPC call gets PERMISSION_DENIED",
-	Features: []conformance.Feature{FeatureGRPC},
+	Features: []conformance.Feature{FeatureGRPC, FeatureProtocolGRPC},
 	Faults:   []faults.Fault{faults.MeshGRPCDenyUnavailable},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
@@ -67,8 +67,9 @@ var _ = register(fixture{servers: srv("mx25", "server")}, conformance.Check[*Env
 
 var _ = register(fixture{servers: srv("mx26", "server")}, conformance.Check[*Env]{
 	ID: "MX26", Name: "a policy change while a connection is open: record whether it is cut (never stalled)",
-	Labels: []string{"informational"},
-	Faults: []faults.Fault{faults.MeshStallOnPolicyChange},
+	Labels:   []string{"informational"},
+	Features: []conformance.Feature{FeatureProtocolTCP},
+	Faults:   []faults.Fault{faults.MeshStallOnPolicyChange},
 	Run: func(ctx context.Context, e *Env) error {
 		ps := e.policies()
 		defer ps.cleanup()
@@ -150,7 +151,7 @@ var _ = register(fixture{servers: srv("mx28", "a", "b")}, conformance.Check[*Env
 			if err := ps.apply(ctx, e.policy("mx28", "allow-a", mp.Allow, app("a"), from(e.sa("cli", "allowed")))); err != nil {
 				return err
 			}
-			if err := e.check(ctx, e.x(a, to, mp.HTTP, allowed)); err != nil {
+			if err := e.check(ctx, e.one(a, to, allowed)); err != nil {
 				return err
 			}
 			if err := ps.apply(ctx, cluster("deny-a", mp.Deny, clusterTarget("a"), e.sa("cli", "allowed"))); err != nil {
@@ -166,7 +167,7 @@ var _ = register(fixture{servers: srv("mx28", "a", "b")}, conformance.Check[*Env
 			if err := ps.apply(ctx, cluster("allow-b", mp.Allow, clusterTarget("b"), e.sa("other", "allowed"))); err != nil {
 				return err
 			}
-			if err := e.check(ctx, e.x(o, to, mp.HTTP, allowed), e.x(e.id("cli", "denied"), to, mp.HTTP, denied)); err != nil {
+			if err := e.check(ctx, e.one(o, to, allowed), e.one(e.id("cli", "denied"), to, denied)); err != nil {
 				return err
 			}
 			if err := ps.apply(ctx, e.policy("mx28", "deny-b", mp.Deny, app("b"), from(e.sa("other", "allowed")))); err != nil {

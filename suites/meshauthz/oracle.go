@@ -107,9 +107,19 @@ func (e *Env) x(from mp.Identity, to mp.WorkloadRef, proto mp.Protocol, w want) 
 	return expectation{from: from, to: to, proto: proto, port: mp.PortFor(proto), want: w}
 }
 
-// all is the same expectation over HTTP, TCP and gRPC.
+// one is an expectation over the target's primary protocol (checks that
+// need "a request").
+func (e *Env) one(from mp.Identity, to mp.WorkloadRef, w want) expectation {
+	return e.x(from, to, e.Primary, w)
+}
+
+// all is the same expectation over every protocol the target serves.
 func (e *Env) all(from mp.Identity, to mp.WorkloadRef, w want) []expectation {
-	return []expectation{e.x(from, to, mp.HTTP, w), e.x(from, to, mp.TCP, w), e.x(from, to, mp.GRPC, w)}
+	xs := make([]expectation, 0, len(e.Protocols))
+	for _, p := range e.Protocols {
+		xs = append(xs, e.x(from, to, p, w))
+	}
+	return xs
 }
 
 func (e *Env) request(x expectation) mp.Request {
@@ -120,6 +130,9 @@ func (e *Env) request(x expectation) mp.Request {
 // do makes one request; a driver error is a setup error.
 func (e *Env) do(ctx context.Context, x expectation) (mp.Request, mp.Outcome, error) {
 	r := e.request(x)
+	// The request exercises its protocol whether or not the check requires
+	// it (core checks use the target's primary protocol): reports say so.
+	conformance.Exercise(ctx, ProtocolFeature(r.Protocol))
 	o, err := e.D.Do(ctx, r)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,90 @@ const (
 	FeatureStatus conformance.Feature = "AuthorizationPolicyStatus"
 )
 
+// Protocol features: the protocols the target serves. They are not
+// declared by hand but derived from the driver (meshpolicy.Served; see
+// TargetFeatures): naming some in --features restricts the run to those.
+// Checks that only need "a request" use the target's primary protocol
+// (HTTP if served, else gRPC, else TCP) and its port in the policies they
+// write, and expectations "over every protocol" cover the served ones;
+// checks that inherently need one protocol (MA21 and MX24 HTTP, MA23 and
+// MX26 TCP, MX25 gRPC) require its feature and are skipped, naming it,
+// where it is not served (a skipped core check makes the core partial).
+const (
+	FeatureProtocolHTTP conformance.Feature = "MeshProtocolHTTP"
+	FeatureProtocolTCP  conformance.Feature = "MeshProtocolTCP"
+	FeatureProtocolGRPC conformance.Feature = "MeshProtocolGRPC"
+)
+
+// ProtocolFeature is the feature saying the target serves p.
+func ProtocolFeature(p mp.Protocol) conformance.Feature {
+	return conformance.Feature("MeshProtocol" + string(p))
+}
+
+// featureProtocol is the protocol of a protocol feature.
+func featureProtocol(f conformance.Feature) (mp.Protocol, bool) {
+	for _, p := range mp.AllProtocols {
+		if ProtocolFeature(p) == f {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// TargetFeatures completes a target's declared features with the protocol
+// features of what its driver serves: every served protocol when declared
+// names none, else the named ones, which the driver must serve. Every
+// builder of a meshauthz target (CLI, tests, other drivers' tools) passes
+// its features through it; Setup rejects a target whose protocol features
+// disagree with its driver.
+func TargetFeatures(declared []conformance.Feature, d mp.Driver) ([]conformance.Feature, error) {
+	served := map[mp.Protocol]bool{}
+	var names []string
+	for _, p := range mp.Served(d) {
+		served[p] = true
+		names = append(names, string(p))
+	}
+	var out []conformance.Feature
+	named := false
+	for _, f := range declared {
+		if p, ok := featureProtocol(f); ok {
+			if !served[p] {
+				return nil, fmt.Errorf("%s is declared, but %s serves only %s", f, d.Name(), strings.Join(names, ", "))
+			}
+			named = true
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if !named {
+		for _, p := range mp.Served(d) {
+			out = append(out, ProtocolFeature(p))
+		}
+	}
+	return out, nil
+}
+
+// targetProtocols are the protocols the run uses: those the target
+// declares, in preference order (the first is the primary one).
+func targetProtocols(t conformance.Target, d mp.Driver) ([]mp.Protocol, error) {
+	served := mp.Served(d)
+	var out []mp.Protocol
+	for _, p := range mp.AllProtocols {
+		if !t.Has(ProtocolFeature(p)) {
+			continue
+		}
+		if !slices.Contains(served, p) {
+			return nil, fmt.Errorf("meshauthz: the target declares %s but its driver %s does not serve %s", ProtocolFeature(p), d.Name(), p)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("meshauthz: the target declares no MeshProtocol* feature: build its features with meshauthz.TargetFeatures (its driver serves %v)", served)
+	}
+	return out, nil
+}
+
 // Features lists the suite's optional features.
 var Features = []conformance.FeatureInfo{
 	{Name: FeatureSPIFFE, Doc: "SPIFFE URI sources (spiffe://<td>/ns/<ns>/sa/<sa>)"},
@@ -54,6 +139,9 @@ var Features = []conformance.FeatureInfo{
 	{Name: FeatureClusterScope, Doc: "cluster-scope (admin) policies"},
 	{Name: FeatureAPI, Doc: "the policy API validates policies (admission)"},
 	{Name: FeatureStatus, Doc: "policies report an Accepted status condition"},
+	{Name: FeatureProtocolHTTP, Doc: "serving HTTP (derived from the protocols the driver serves)"},
+	{Name: FeatureProtocolTCP, Doc: "serving plain TCP (derived from the protocols the driver serves)"},
+	{Name: FeatureProtocolGRPC, Doc: "serving gRPC (derived from the protocols the driver serves)"},
 }
 
 // Settings is the meshauthz Target.Settings.
@@ -83,6 +171,10 @@ type Env struct {
 	// Bound is the target's convergence bound.
 	Bound time.Duration
 	TD    string
+	// Protocols are the protocols the run uses (the target's protocol
+	// features); Primary, the first, carries checks that need "a request".
+	Protocols []mp.Protocol
+	Primary   mp.Protocol
 
 	mu      sync.Mutex
 	seq     int
@@ -115,7 +207,12 @@ var Suite = &conformance.Suite[*Env]{
 		if s.HookTimeout <= 0 {
 			s.HookTimeout = 2 * time.Minute
 		}
-		e := &Env{Target: t, D: s.Driver, S: s, Bound: s.Driver.ConvergenceBound(), TD: s.Driver.TrustDomain()}
+		protos, err := targetProtocols(t, s.Driver)
+		if err != nil {
+			return nil, err
+		}
+		e := &Env{Target: t, D: s.Driver, S: s, Bound: s.Driver.ConvergenceBound(), TD: s.Driver.TrustDomain(),
+			Protocols: protos, Primary: protos[0]}
 		if e.Bound <= 0 {
 			e.Bound = DefaultConvergenceBound
 		}
@@ -191,7 +288,13 @@ func (e *Env) workload(check string, s server) mp.Workload {
 	for k, v := range s.labels {
 		labels[k] = v
 	}
-	return mp.Workload{Namespace: e.ns(s.ns), Name: s.name, ServiceAccount: s.name, Labels: labels, Ports: mp.StandardPorts()}
+	var ports []mp.Port
+	for _, p := range mp.StandardPorts() {
+		if slices.Contains(e.Protocols, p.Protocol) {
+			ports = append(ports, p)
+		}
+	}
+	return mp.Workload{Namespace: e.ns(s.ns), Name: s.name, ServiceAccount: s.name, Labels: labels, Ports: ports}
 }
 
 func (e *Env) allWorkloads() []mp.Workload {

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gauntlet-conformance/gauntlet/conformance"
+	"github.com/gauntlet-conformance/gauntlet/conformance/prooftest"
 	"github.com/gauntlet-conformance/gauntlet/fakes/mesh/meshtarget"
 	"github.com/gauntlet-conformance/gauntlet/faults"
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
@@ -147,65 +147,36 @@ func TestBaselineHook(t *testing.T) {
 
 // TestProofs proves every (check, fault) pair: the check fails on its own
 // assertion against a fresh reference mesh with the fault armed after the
-// fixtures exist. Proofs mostly wait out the convergence bound, so they run
-// 8 at a time whatever -parallel says (t.Run may be called concurrently).
+// fixtures exist (proofs mostly wait out the convergence bound: run with
+// -parallel 8 or more, as make test does).
 func TestProofs(t *testing.T) {
 	t.Parallel()
-	start := meshtarget.StartFunc(meshauthz.Settings{})
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, c := range meshauthz.Suite.Checks() {
-		for _, f := range c.Faults {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				t.Run(c.ID+"/"+string(f), func(t *testing.T) {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					defer cancel()
-					res, err := conformance.Prove(ctx, meshauthz.Suite, start, faults.Mesh, c.ID, f)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := conformance.ProofError(res, f); err != nil {
-						t.Error(err)
-					}
-					t.Logf("%s", conformance.FirstLine(res.Message, 400))
-				})
-			}()
-		}
-	}
-	wg.Wait()
+	prooftest.Faults(t, meshauthz.Suite, faults.Mesh, func(conformance.Info) conformance.StartFunc {
+		return meshtarget.StartFunc(meshauthz.Settings{})
+	}, nil)
 }
 
 // TestCatalogue: every check has a catalogue ID, a name without it and a
 // fault of the mesh catalogue; every catalogue fault is used.
 func TestCatalogue(t *testing.T) {
 	t.Parallel()
-	used := map[faults.Fault]bool{}
+	prooftest.Catalogue(t, meshauthz.Suite, faults.Mesh, nil)
 	ids := map[string]bool{}
 	for _, c := range meshauthz.Suite.Checks() {
 		ids[c.ID] = true
 		if strings.Contains(c.Name, c.ID) || strings.HasPrefix(c.Name, "[") {
 			t.Errorf("%s: the name %q must not carry the ID", c.ID, c.Name)
 		}
-		if len(c.Faults) == 0 {
-			t.Errorf("%s names no fault that makes it fail", c.ID)
-		}
-		for _, f := range c.Faults {
-			if !faults.Mesh.Has(f) {
-				t.Errorf("%s: fault %s is not in the mesh catalogue", c.ID, f)
+		ext := false
+		for _, f := range c.Features {
+			_, known := meshauthz.Suite.Feature(f)
+			if !known {
+				t.Errorf("%s needs feature %s, which the suite does not list", c.ID, f)
 			}
-			used[f] = true
+			ext = ext || !strings.HasPrefix(string(f), "MeshProtocol")
 		}
-		if c.Info().Category() == "MX" && len(c.Features) == 0 && c.ID != "MX26" {
-			t.Errorf("%s is an extension check without a feature", c.ID)
-		}
-	}
-	for _, f := range faults.Mesh.All() {
-		if !used[f.Name] {
-			t.Errorf("fault %s is used by no check", f.Name)
+		if c.Info().Category() == "MX" && !ext && c.ID != "MX26" {
+			t.Errorf("%s is an extension check without an extension feature", c.ID)
 		}
 	}
 	for i := 1; i <= 30; i++ {

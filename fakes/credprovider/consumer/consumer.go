@@ -32,6 +32,7 @@ import (
 	configv1 "k8s.io/kubelet/config/v1"
 
 	"github.com/gauntlet-conformance/gauntlet/faults"
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 )
 
 // DefaultExecDeadline is the reference consumer's plugin deadline: short,
@@ -103,27 +104,15 @@ func (r *Reference) Dial(ctx context.Context) (io.ReadWriteCloser, error) {
 	return client, nil
 }
 
-// ServiceAccount is a pod's service account as the API server would return it.
-type ServiceAccount struct {
-	Name        string            `json:"name"`
-	UID         string            `json:"uid"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-// Pull is one image pull for a pod.
-type Pull struct {
-	Image          string          `json:"image"`
-	Namespace      string          `json:"namespace"`
-	PodName        string          `json:"podName"`
-	PodUID         string          `json:"podUID"`
-	ServiceAccount *ServiceAccount `json:"serviceAccount,omitempty"`
-}
-
-// Credential is one username/password pair offered for a pull.
-type Credential struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
+// A pull and its parts are the line protocol's (internal/credwire).
+type (
+	// ServiceAccount is a pod's service account as the API server would return it.
+	ServiceAccount = credwire.ServiceAccount
+	// Pull is one image pull for a pod.
+	Pull = credwire.Pull
+	// Credential is one username/password pair offered for a pull.
+	Credential = credwire.Credential
+)
 
 // TokenRequest is what the consumer asks the token source for.
 type TokenRequest struct {

@@ -9,49 +9,14 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 )
 
-// The consumer line protocol (documented in suites/credprovider/consumer.go):
-// JSON lines; requests {id, op} from the suite, one answer per request; the
-// consumer's token callbacks {callback: "token", cid, ...} answered by
-// {cid, token|error}.
-
-type request struct {
-	ID         int64    `json:"id"`
-	Op         string   `json:"op"`
-	Config     string   `json:"config,omitempty"`
-	BinDir     string   `json:"binDir,omitempty"`
-	Env        []string `json:"env,omitempty"`
-	Pulls      []Pull   `json:"pulls,omitempty"`
-	Concurrent bool     `json:"concurrent,omitempty"`
-	CID        int64    `json:"cid,omitempty"`
-	Token      string   `json:"token,omitempty"`
-	Error      string   `json:"error,omitempty"`
-}
-
-type result struct {
-	Credentials []Credential `json:"credentials"`
-}
-
-type answer struct {
-	ID      int64    `json:"id"`
-	Name    string   `json:"name,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Results []result `json:"results,omitempty"`
-	Log     []string `json:"log,omitempty"`
-}
-
-type tokenCallback struct {
-	Callback          string   `json:"callback"`
-	CID               int64    `json:"cid"`
-	Namespace         string   `json:"namespace"`
-	ServiceAccount    string   `json:"serviceAccount"`
-	ServiceAccountUID string   `json:"serviceAccountUID"`
-	Audiences         []string `json:"audiences"`
-	BoundKind         string   `json:"boundKind,omitempty"`
-	BoundName         string   `json:"boundName,omitempty"`
-	BoundUID          string   `json:"boundUID,omitempty"`
-}
+// The consumer line protocol (internal/credwire; semantics in
+// suites/credprovider/consumer.go): JSON lines; requests {id, op} from the
+// suite, one answer per request; the consumer's token callbacks
+// {callback: "token", cid, ...} answered by {cid, token|error}.
 
 type conn struct {
 	outMu sync.Mutex
@@ -59,7 +24,7 @@ type conn struct {
 
 	mu      sync.Mutex
 	cid     int64
-	waiting map[int64]chan request
+	waiting map[int64]chan credwire.Request
 	closed  bool
 }
 
@@ -70,7 +35,7 @@ func (c *conn) send(v any) {
 }
 
 func (c *conn) token(ctx context.Context, tr TokenRequest) (string, error) {
-	ch := make(chan request, 1)
+	ch := make(chan credwire.Request, 1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -80,7 +45,7 @@ func (c *conn) token(ctx context.Context, tr TokenRequest) (string, error) {
 	id := c.cid
 	c.waiting[id] = ch
 	c.mu.Unlock()
-	c.send(tokenCallback{Callback: "token", CID: id, Namespace: tr.Namespace, ServiceAccount: tr.ServiceAccount,
+	c.send(credwire.TokenCallback{Callback: "token", CID: id, Namespace: tr.Namespace, ServiceAccount: tr.ServiceAccount,
 		ServiceAccountUID: tr.ServiceAccountUID, Audiences: tr.Audiences, BoundKind: tr.BoundKind, BoundName: tr.BoundName, BoundUID: tr.BoundUID})
 	select {
 	case r, ok := <-ch:
@@ -101,19 +66,19 @@ func (c *conn) token(ctx context.Context, tr TokenRequest) (string, error) {
 func Serve(rw io.ReadWriter, ref *Reference) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &conn{enc: json.NewEncoder(rw), waiting: map[int64]chan request{}}
+	c := &conn{enc: json.NewEncoder(rw), waiting: map[int64]chan credwire.Request{}}
 	var s *scenario
-	ops := make(chan request)
+	ops := make(chan credwire.Request)
 	go func() {
 		defer close(ops)
 		in := bufio.NewReader(rw)
 		for {
 			line, err := in.ReadBytes('\n')
 			if len(line) > 1 {
-				var r request
+				var r credwire.Request
 				if jerr := json.Unmarshal(line, &r); jerr != nil {
-					c.send(answer{Error: fmt.Sprintf("bad request line: %v", jerr)})
-				} else if r.Op == "" && r.CID != 0 {
+					c.send(credwire.Answer{Error: fmt.Sprintf("bad request line: %v", jerr)})
+				} else if r.IsTokenReply() {
 					c.mu.Lock()
 					ch := c.waiting[r.CID]
 					delete(c.waiting, r.CID)
@@ -143,13 +108,13 @@ func Serve(rw io.ReadWriter, ref *Reference) {
 		}
 	}()
 	for r := range ops {
-		done := make(chan answer, 1)
+		done := make(chan credwire.Answer, 1)
 		go func() {
 			switch {
 			case r.Op == "configure" && s == nil:
 				env := append(os.Environ(), r.Env...)
 				sc := &scenario{ref: ref, ctx: ctx, binDir: r.BinDir, environ: env, token: c.token, sas: map[string]*ServiceAccount{}}
-				a := answer{ID: r.ID, Name: ref.Name()}
+				a := credwire.Answer{ID: r.ID, Name: ref.Name()}
 				if err := sc.load(r.Config); err != nil {
 					a.Error = err.Error()
 				} else {
@@ -157,13 +122,13 @@ func Serve(rw io.ReadWriter, ref *Reference) {
 				}
 				done <- a
 			case r.Op == "configure":
-				done <- answer{ID: r.ID, Error: "one scenario per connection: configure was already called"}
+				done <- credwire.Answer{ID: r.ID, Error: "one scenario per connection: configure was already called"}
 			case r.Op == "pull" && s != nil:
 				done <- s.pull(r)
 			case r.Op == "pull":
-				done <- answer{ID: r.ID, Error: "pull before a successful configure"}
+				done <- credwire.Answer{ID: r.ID, Error: "pull before a successful configure"}
 			default:
-				done <- answer{ID: r.ID, Error: fmt.Sprintf("unknown op %q", r.Op)}
+				done <- credwire.Answer{ID: r.ID, Error: fmt.Sprintf("unknown op %q", r.Op)}
 			}
 		}()
 		select {
@@ -175,7 +140,7 @@ func Serve(rw io.ReadWriter, ref *Reference) {
 	}
 }
 
-func (s *scenario) pull(r request) answer {
+func (s *scenario) pull(r credwire.Request) credwire.Answer {
 	s.saMu.Lock()
 	for _, p := range r.Pulls {
 		if p.ServiceAccount != nil {
@@ -183,18 +148,18 @@ func (s *scenario) pull(r request) answer {
 		}
 	}
 	s.saMu.Unlock()
-	res := make([]result, len(r.Pulls))
+	res := make([]credwire.Result, len(r.Pulls))
 	if r.Concurrent {
 		var wg sync.WaitGroup
 		for i, p := range r.Pulls {
 			wg.Add(1)
-			go func() { defer wg.Done(); res[i] = result{Credentials: s.lookup(p)} }()
+			go func() { defer wg.Done(); res[i] = credwire.Result{Credentials: s.lookup(p)} }()
 		}
 		wg.Wait()
 	} else {
 		for i, p := range r.Pulls {
-			res[i] = result{Credentials: s.lookup(p)}
+			res[i] = credwire.Result{Credentials: s.lookup(p)}
 		}
 	}
-	return answer{ID: r.ID, Results: res, Log: s.takeLog()}
+	return credwire.Answer{ID: r.ID, Results: res, Log: s.takeLog()}
 }

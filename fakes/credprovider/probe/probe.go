@@ -16,8 +16,8 @@
 // deadline. Files, next to the state prefix P: P.script.json (written by the
 // suite) and P.records.jsonl (one Record per invocation, appended under an
 // exclusive lock so invocation numbers are exact under concurrency). The
-// formats are the suite's (suites/credprovider/consumer.go); the types here
-// mirror them because a suite never imports a fake.
+// formats are internal/credwire's ProbeScript and ProbeRecord, shared with
+// the suite that writes the scripts and reads the records.
 package probe
 
 import (
@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 	"github.com/gauntlet-conformance/gauntlet/internal/satoken"
 )
 
@@ -62,74 +63,10 @@ func init() {
 // Executable is the binary the suite's wrappers exec: this one.
 func Executable() (string, error) { return os.Executable() }
 
-// Script is what a probe answers; Responses[n-1] answers invocation n, the
-// last one repeating.
-type Script struct {
-	Responses []Response `json:"responses"`
-	RecordEnv []string   `json:"recordEnv,omitempty"`
-}
-
-// Response is one scripted answer. Strings in Auth (keys, username,
-// password), Raw and Stderr are templates: {name} {n} {image} {ns} {sa}
-// {pod} {token}, from the request and the token's claims.
-type Response struct {
-	Sleep string `json:"sleep,omitempty"`
-	Hang  bool   `json:"hang,omitempty"`
-	// HangChild: before hanging, start a child that inherits stdout and
-	// stderr and outlives a kill of the plugin (a helper left running).
-	HangChild     bool                `json:"hangChild,omitempty"`
-	ExitCode      int                 `json:"exitCode,omitempty"`
-	Stderr        string              `json:"stderr,omitempty"`
-	Raw           *string             `json:"raw,omitempty"`
-	Prefix        string              `json:"prefix,omitempty"`
-	APIVersion    string              `json:"apiVersion,omitempty"`
-	CacheKeyType  string              `json:"cacheKeyType,omitempty"`
-	CacheDuration *string             `json:"cacheDuration,omitempty"`
-	Auth          map[string]AuthPair `json:"auth,omitempty"`
-	Extra         map[string]any      `json:"extra,omitempty"`
-}
-
-// AuthPair is one auth entry.
-type AuthPair struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-// Record is one invocation as the probe saw it.
-type Record struct {
-	N            int               `json:"n"`
-	Name         string            `json:"name"`
-	PID          int               `json:"pid"`
-	Start        time.Time         `json:"start"`
-	Args         []string          `json:"args"`
-	Env          map[string]string `json:"env,omitempty"`
-	RequestError string            `json:"requestError,omitempty"`
-	APIVersion   string            `json:"apiVersion,omitempty"`
-	Kind         string            `json:"kind,omitempty"`
-	Image        string            `json:"image"`
-	HasToken     bool              `json:"hasToken"`
-	TokenHash    string            `json:"tokenHash,omitempty"`
-	Claims       *Claims           `json:"claims,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
-	// Fields lists the request's top-level JSON fields.
-	Fields []string `json:"fields"`
-}
-
-// Claims are the token's decoded (unverified) claims.
-type Claims struct {
-	Audience          []string `json:"audience"`
-	Namespace         string   `json:"namespace"`
-	ServiceAccount    string   `json:"serviceAccount"`
-	ServiceAccountUID string   `json:"serviceAccountUID"`
-	PodName           string   `json:"podName"`
-	PodUID            string   `json:"podUID"`
-	Error             string   `json:"error,omitempty"`
-}
-
 // Main runs one probe invocation; prefix is the state prefix.
 func Main(prefix string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	rec := Record{Name: filepath.Base(prefix), PID: os.Getpid(), Start: time.Now(), Args: append([]string{}, args...)}
-	var script Script
+	rec := credwire.ProbeRecord{Name: filepath.Base(prefix), PID: os.Getpid(), Start: time.Now(), Args: append([]string{}, args...)}
+	var script credwire.ProbeScript
 	if b, err := os.ReadFile(prefix + ".script.json"); err != nil {
 		fmt.Fprintf(stderr, "probe %s: no script: %v\n", rec.Name, err)
 		return 3
@@ -166,7 +103,7 @@ func Main(prefix string, args []string, stdin io.Reader, stdout, stderr io.Write
 			sum := sha256.Sum256([]byte(token))
 			rec.TokenHash = fmt.Sprintf("sha256:%x", sum)
 			c, err := satoken.Decode(token)
-			rec.Claims = &Claims{Audience: c.Audience, Namespace: c.Namespace, ServiceAccount: c.ServiceAccount,
+			rec.Claims = &credwire.ProbeClaims{Audience: c.Audience, Namespace: c.Namespace, ServiceAccount: c.ServiceAccount,
 				ServiceAccountUID: c.ServiceAccountUID, PodName: c.PodName, PodUID: c.PodUID}
 			if err != nil {
 				rec.Claims.Error = err.Error()
@@ -233,9 +170,9 @@ func Main(prefix string, args []string, stdin io.Reader, stdout, stderr io.Write
 		if r.CacheDuration != nil {
 			resp["cacheDuration"] = *r.CacheDuration
 		}
-		auth := map[string]AuthPair{}
+		auth := map[string]credwire.Credential{}
 		for k, v := range r.Auth {
-			auth[tmpl.Replace(k)] = AuthPair{Username: tmpl.Replace(v.Username), Password: tmpl.Replace(v.Password)}
+			auth[tmpl.Replace(k)] = credwire.Credential{Username: tmpl.Replace(v.Username), Password: tmpl.Replace(v.Password)}
 		}
 		resp["auth"] = auth
 		for k, v := range r.Extra {
@@ -256,7 +193,7 @@ func Main(prefix string, args []string, stdin io.Reader, stdout, stderr io.Write
 
 // appendRecord numbers rec (1 + the records before it) and appends it, under
 // an exclusive lock on the file.
-func appendRecord(path string, rec *Record) (int, error) {
+func appendRecord(path string, rec *credwire.ProbeRecord) (int, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, err

@@ -8,14 +8,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 )
 
 func TestMainRecordsAndAnswers(t *testing.T) {
 	t.Parallel()
 	prefix := filepath.Join(t.TempDir(), "prov")
 	dur := "0s"
-	script := Script{Responses: []Response{
-		{CacheKeyType: "Image", CacheDuration: &dur, Auth: map[string]AuthPair{"{image}": {Username: "{name}", Password: "{name}-{n}"}}},
+	script := credwire.ProbeScript{Responses: []credwire.ProbeResponse{
+		{CacheKeyType: "Image", CacheDuration: &dur, Auth: map[string]credwire.Credential{"{image}": {Username: "{name}", Password: "{name}-{n}"}}},
 		{ExitCode: 1, Stderr: "boom {n}"},
 	}}
 	b, _ := json.Marshal(script)
@@ -49,7 +51,7 @@ func TestMainRecordsAndAnswers(t *testing.T) {
 	if strings.Contains(string(recs), "not-a-jwt") {
 		t.Errorf("the records hold the raw token: %s", recs)
 	}
-	var r Record
+	var r credwire.ProbeRecord
 	if err := json.Unmarshal(bytes.SplitN(recs, []byte("\n"), 2)[0], &r); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestRecordNumbering(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := appendRecord(path, &Record{})
+			n, err := appendRecord(path, &credwire.ProbeRecord{})
 			if err != nil {
 				t.Error(err)
 			}
