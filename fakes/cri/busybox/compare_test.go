@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -270,6 +271,18 @@ func TestCompareWithRealBusybox(t *testing.T) {
 	if _, err := os.Stat(realBusybox); err != nil {
 		t.Skip("no real busybox to compare with")
 	}
+	// A run started under nohup, or as a shell's background job, inherits
+	// SIGHUP/SIGINT/SIGQUIT ignored, and exec keeps them ignored: the real
+	// busybox would then survive `kill -HUP $$`, unlike in a container. A
+	// caught signal is reset to its default on exec, so catch the ignored
+	// ones while the real busybox runs.
+	caught := make(chan os.Signal, 1)
+	for _, s := range []os.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT} {
+		if signal.Ignored(s) {
+			signal.Notify(caught, s)
+		}
+	}
+	t.Cleanup(func() { signal.Stop(caught) })
 	t.Cleanup(func() {
 		// Files the real busybox wrote for the cases that use /tmp.
 		names, _ := filepath.Glob("/tmp/bbcmp-*")
