@@ -64,6 +64,7 @@ import (
 	"github.com/gauntlet-conformance/gauntlet/conformance"
 	"github.com/gauntlet-conformance/gauntlet/internal/credwire"
 	"github.com/gauntlet-conformance/gauntlet/internal/satoken"
+	"github.com/gauntlet-conformance/gauntlet/internal/tailbuf"
 )
 
 // Consumer features.
@@ -212,7 +213,7 @@ func CommandDial(argv []string, env []string) func(ctx context.Context) (io.Read
 		if err != nil {
 			return nil, err
 		}
-		tail := &tailBuffer{max: 8 << 10}
+		tail := tailbuf.New(8 << 10)
 		cmd.Stderr = tail
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start consumer %s: %w", argv[0], err)
@@ -228,7 +229,7 @@ type commandConn struct {
 	stdin  io.WriteCloser
 	cmd    *exec.Cmd
 	exited chan struct{}
-	stderr *tailBuffer
+	stderr *tailbuf.Buffer
 	once   sync.Once
 }
 
@@ -258,28 +259,6 @@ func (c *commandConn) diagnostics() string {
 	case <-time.After(time.Second):
 	}
 	return c.stderr.String()
-}
-
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
 
 // Short names for the wire formats (internal/credwire) the checks use.
@@ -351,6 +330,10 @@ type scenario struct {
 	tokMu    sync.Mutex
 	tokens   map[string]string
 	tokenReq []credwire.TokenCallback
+
+	// slowScripts: some probe is scripted to sleep or hang, so a plugin
+	// deadline in the consumer's log is part of the check.
+	slowScripts bool
 }
 
 // configError is the consumer's rejection of a scenario's config.
@@ -459,6 +442,11 @@ func configYAML(ps []configv1.CredentialProvider) ([]byte, error) {
 
 // installProbe writes the wrapper that runs the probe as name, and its script.
 func (sc *scenario) installProbe(name string, script probeScript) error {
+	for _, r := range script.Responses {
+		if r.Sleep != "" || r.Hang || r.HangChild {
+			sc.slowScripts = true
+		}
+	}
 	prefix := filepath.Join(sc.state, filepath.Base(name))
 	b, err := json.Marshal(script)
 	if err != nil {
@@ -717,6 +705,17 @@ func (sc *scenario) pull(ctx context.Context, concurrent bool, images []string, 
 	}
 	if len(a.Results) != len(r.Pulls) {
 		return pullBatch{}, fmt.Errorf("the consumer answered %d results for %d pulls", len(a.Results), len(r.Pulls))
+	}
+	if !sc.slowScripts {
+		// Every probe answers at once: a plugin that still hit the
+		// consumer's deadline was starved by a busy machine, and "no
+		// credentials" or "not cached" would then say nothing about the
+		// consumer (a proof could pass on it).
+		for _, l := range a.Log {
+			if strings.Contains(l, "context deadline exceeded") {
+				return pullBatch{}, fmt.Errorf("a plugin that answers at once hit the consumer's exec deadline (the machine is too busy to judge this check): %s", l)
+			}
+		}
 	}
 	b := pullBatch{Log: a.Log}
 	for _, res := range a.Results {

@@ -36,8 +36,9 @@ import (
 )
 
 // DefaultExecDeadline is the reference consumer's plugin deadline: short,
-// so that the hanging-plugin check is quick (the kubelet's is 1 minute).
-const DefaultExecDeadline = 3 * time.Second
+// so that the hanging-plugin check is quick (the kubelet's is 1 minute),
+// but not 3 s: a probe exec took that long under `make test`'s load.
+const DefaultExecDeadline = 5 * time.Second
 
 // Options configure a reference consumer.
 type Options struct {

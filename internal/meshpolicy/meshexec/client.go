@@ -16,6 +16,7 @@ import (
 
 	"github.com/gauntlet-conformance/gauntlet/faults"
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
+	"github.com/gauntlet-conformance/gauntlet/internal/tailbuf"
 )
 
 // Options configure a client.
@@ -534,7 +535,7 @@ func (k *conn) Close() error {
 // process is the driver's process.
 type process struct {
 	cmd     *exec.Cmd
-	stderr  *tailBuffer
+	stderr  *tailbuf.Buffer
 	exited  chan struct{}
 	waitErr error // valid once exited is closed
 }
@@ -550,7 +551,7 @@ func startProcess(argv []string, o Options) (*process, io.WriteCloser, io.ReadCl
 		inW.Close()
 		return nil, nil, nil, err
 	}
-	p := &process{stderr: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
+	p := &process{stderr: tailbuf.New(16 << 10), exited: make(chan struct{})}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout = inR, outW
 	cmd.Stderr = p.stderr
@@ -624,26 +625,4 @@ func (p *process) stderrTail() string {
 		s = "…" + s[len(s)-n:]
 	}
 	return "; its stderr ends: " + strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
-}
-
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
