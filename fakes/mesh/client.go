@@ -13,13 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/internal/meshecho"
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // DefaultRequestTimeout bounds a request whose Request.Timeout is zero.
@@ -182,20 +180,8 @@ func (m *Mesh) doGRPC(ctx context.Context, r mp.Request, rt route) (mp.Outcome, 
 	if cfg != nil {
 		creds = credentials.NewTLS(cfg)
 	}
-	conn, err := grpc.NewClient("passthrough:///"+rt.addr, grpc.WithTransportCredentials(creds),
+	return meshecho.GRPCCall(ctx, "passthrough:///"+rt.addr, r.Nonce, grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return plain(ctx) }))
-	if err != nil {
-		return out, err
-	}
-	defer conn.Close()
-	ctx = metadata.AppendToOutgoingContext(ctx, nonceMD, r.Nonce)
-	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	st := status.Convert(err)
-	out.GRPCCode, out.GRPCMessage = st.Code().String(), st.Message()
-	if err != nil {
-		out.Detail = st.Message()
-	}
-	return out, nil
 }
 
 // Probe implements Driver: the kubelet's GET /healthz, through the probe

@@ -121,22 +121,34 @@ func doTCP(ctx context.Context, r Request, dial DialFunc) mp.Outcome {
 }
 
 func doGRPC(ctx context.Context, r Request, dial DialFunc) mp.Outcome {
-	var out mp.Outcome
-	conn, err := grpc.NewClient("passthrough:///"+r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	out, err := GRPCCall(ctx, "passthrough:///"+r.Addr, r.Nonce, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial.dial(ctx, addr) }))
 	if err != nil {
 		failed(&out, err)
-		return out
+	}
+	return out
+}
+
+// GRPCCall is the echo contract's gRPC request, shared by every mesh
+// target's clients: a health Check carrying the nonce as metadata, its
+// status reported as GRPCCode/GRPCMessage (a connection failure is a status
+// too, UNAVAILABLE, as gRPC reports it). The error is only for a target or
+// options grpc.NewClient refuses.
+func GRPCCall(ctx context.Context, target, nonce string, opts ...grpc.DialOption) (mp.Outcome, error) {
+	var out mp.Outcome
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return out, err
 	}
 	defer conn.Close()
-	ctx = metadata.AppendToOutgoingContext(ctx, NonceMetadata, r.Nonce)
+	ctx = metadata.AppendToOutgoingContext(ctx, NonceMetadata, nonce)
 	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	st := status.Convert(err)
 	out.GRPCCode, out.GRPCMessage = st.Code().String(), st.Message()
 	if err != nil {
 		out.Detail = st.Message()
 	}
-	return out
+	return out, nil
 }
 
 // Open-stream protocol (stdout of `mesh-echo open`, one line each):

@@ -29,14 +29,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gauntlet-conformance/gauntlet/internal/meshecho"
 	mp "github.com/gauntlet-conformance/gauntlet/internal/meshpolicy"
 	"github.com/gauntlet-conformance/gauntlet/internal/spiffeca"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -438,18 +436,11 @@ func (m *Mesh) Do(ctx context.Context, r mp.Request) (mp.Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(w.ip, strconv.Itoa(port)), grpc.WithTransportCredentials(creds))
+	out, err := meshecho.GRPCCall(ctx, "passthrough:///"+net.JoinHostPort(w.ip, strconv.Itoa(port)), r.Nonce, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return mp.Outcome{}, err
 	}
-	defer conn.Close()
-	ctx = metadata.AppendToOutgoingContext(ctx, NonceMetadata, r.Nonce)
-	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	st := status.Convert(err)
-	out := mp.Outcome{GRPCCode: st.Code().String(), GRPCMessage: st.Message(), Elapsed: time.Since(start)}
-	if err != nil {
-		out.Detail = st.Message()
-	}
+	out.Elapsed = time.Since(start)
 	out.ServerSaw = w.saw(r.Nonce)
 	return out, nil
 }
