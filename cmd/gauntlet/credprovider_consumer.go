@@ -36,7 +36,7 @@ type consumerTarget struct {
 // side once flags are parsed.
 func credproviderConsumerFlags(fs *flag.FlagSet) func(ctx context.Context) (consumerTarget, error) {
 	consumer := fs.String("consumer", "reference", "consumer under test for the K/S checks: 'reference' (embedded), 'kubelet' (the kubelet's pkg/credentialprovider/plugin via hack/credprovider-kubelet, $GAUNTLET_CREDPROVIDER_KUBELET or "+kubeletConsumerBin+"), or a command speaking the consumer line protocol (suites/credprovider/consumer.go), run once per scenario")
-	deadline := fs.Duration("consumer-exec-deadline", 0, "the consumer's plugin exec deadline (K16); default: 1m (the kubelet's) for kubelet and commands, 3s for the reference")
+	deadline := fs.Duration("consumer-exec-deadline", 0, "the consumer's plugin exec deadline (K16); default: 1m (the kubelet's) for kubelet and commands, 5s for the reference")
 	return func(ctx context.Context) (consumerTarget, error) {
 		exe, err := probe.Executable()
 		if err != nil {

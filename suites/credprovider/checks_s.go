@@ -204,7 +204,7 @@ var _ = Suite.Register(
 					return err
 				}
 				if err := gotUser(res.Results[0].Credentials, sc.ns(ns)+"/a", "pull as SA a"); err != nil {
-					return conformance.Setupf("%v", err)
+					return conformance.Setupf("%v; the consumer logged %q", err, res.Log)
 				}
 				if err := gotUser(res.Results[1].Credentials, sc.ns(ns)+"/b", "pull as SA b after SA a"); err != nil {
 					return err

@@ -29,7 +29,7 @@ func startReference(ctx context.Context, fs ...faults.Fault) (conformance.Target
 	if err != nil {
 		return t, err
 	}
-	ref, err := refconsumer.New(refconsumer.Options{ExecDeadline: 2 * time.Second, Faults: consumerFaults})
+	ref, err := refconsumer.New(refconsumer.Options{ExecDeadline: refconsumer.DefaultExecDeadline, Faults: consumerFaults})
 	if err != nil {
 		t.Close()
 		return t, err
