@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/gauntlet-conformance/gauntlet/reports"
 )
 
@@ -51,17 +49,7 @@ func TestMeshDriverGRPCOnly(t *testing.T) {
 	if strings.Contains(out.String(), "FAIL") {
 		t.Errorf("a green run printed FAIL:\n%s", out.String())
 	}
-	b, err := os.ReadFile(reports.CertificationPath(dir, "meshauthz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reports.ValidateCertification(b); err != nil {
-		t.Fatal(err)
-	}
-	var c reports.CertificationReport
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCertification(t, dir)
 	core := c.Profiles[0].Core
 	if c.Target.Embedded || c.Implementation.Project != "acme mesh" || core.Result != reports.ResultPartial ||
 		!slices.Equal(core.SkippedTests, []string{"MA21", "MA23"}) {

@@ -27,17 +27,7 @@ func TestMeshauthzEmbedded(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	b, err := os.ReadFile(reports.CertificationPath(dir, "meshauthz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reports.ValidateCertification(b); err != nil {
-		t.Fatal(err)
-	}
-	var c reports.CertificationReport
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := readCertification(t, dir)
 	if c.Implementation.Project != referenceImpl.Project || !c.Target.Embedded || c.Profiles[0].Core.Result != reports.ResultSuccess {
 		t.Errorf("certification report: %+v", c)
 	}
@@ -66,4 +56,22 @@ func TestMeshauthzUsage(t *testing.T) {
 			t.Errorf("%v: exit %d %q: want exit 2 and one line naming %s", tc.args, code, msg, tc.want)
 		}
 	}
+}
+
+// readCertification reads the run's certification report, validated
+// against its schema.
+func readCertification(t *testing.T, dir string) reports.CertificationReport {
+	t.Helper()
+	b, err := os.ReadFile(reports.CertificationPath(dir, "meshauthz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reports.ValidateCertification(b); err != nil {
+		t.Fatal(err)
+	}
+	var c reports.CertificationReport
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
